@@ -1,0 +1,87 @@
+// Bridge between the IR and onnxruntime-node: sessions from IR models, IR tensors in and out.
+
+import * as ort from 'onnxruntime-node';
+import { type DType, type Model, type Tensor, OnnxError, tensorSize } from './ir.js';
+import { serializeModel } from './proto.js';
+
+const ORT_TYPE: Partial<Record<DType, ort.Tensor.Type>> = {
+  float32: 'float32',
+  float64: 'float64',
+  float16: 'float16',
+  int64: 'int64',
+  int32: 'int32',
+  int16: 'int16',
+  int8: 'int8',
+  uint8: 'uint8',
+  uint16: 'uint16',
+  uint32: 'uint32',
+  uint64: 'uint64',
+  bool: 'bool',
+  string: 'string',
+};
+
+export function toOrtTensor(t: Tensor, what = 'tensor'): ort.Tensor {
+  const type = ORT_TYPE[t.dtype];
+  if (!type) throw new OnnxError(`${what}: dtype ${t.dtype} cannot be fed to onnxruntime`);
+  if (tensorSize(t.dims) !== t.data.length) {
+    throw new OnnxError(`${what}: shape [${t.dims}] needs ${tensorSize(t.dims)} values, has ${t.data.length}`);
+  }
+  return new ort.Tensor(type, t.data as ort.Tensor.DataType, t.dims);
+}
+
+export function fromOrtTensor(t: ort.Tensor): Tensor {
+  const dtype = (Object.entries(ORT_TYPE).find(([, v]) => v === t.type)?.[0] ?? 'float32') as DType;
+  const data = t.data as Tensor['data'];
+  return { dtype, dims: [...t.dims], data: dtype === 'bool' ? Uint8Array.from(data as Uint8Array) : data };
+}
+
+export type ExecutionProvider = 'cpu' | 'cuda' | 'dml' | 'coreml';
+
+export interface SessionOptions {
+  executionProviders?: ExecutionProvider[];
+  /** Turn graph optimisations off (useful when comparing numerics op by op). */
+  optimize?: boolean;
+  intraOpThreads?: number;
+}
+
+export async function createSession(model: Model | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
+  const bytes = model instanceof Uint8Array ? model : serializeModel(model).model;
+  try {
+    return await ort.InferenceSession.create(bytes, {
+      executionProviders: opts.executionProviders ?? ['cpu'],
+      graphOptimizationLevel: opts.optimize === false ? 'disabled' : 'all',
+      intraOpNumThreads: opts.intraOpThreads,
+      logSeverityLevel: 3,
+    });
+  } catch (e) {
+    throw new OnnxError(`onnxruntime could not load the model: ${(e as Error).message}`);
+  }
+}
+
+/** Runs a session on IR tensors and returns IR tensors by output name. */
+export async function runSession(
+  session: ort.InferenceSession,
+  feeds: Record<string, Tensor>,
+  outputNames?: string[],
+): Promise<Record<string, Tensor>> {
+  const ortFeeds: Record<string, ort.Tensor> = {};
+  for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrtTensor(v, `input '${k}'`);
+  const out = outputNames ? await session.run(ortFeeds, outputNames) : await session.run(ortFeeds);
+  const res: Record<string, Tensor> = {};
+  for (const [k, v] of Object.entries(out)) res[k] = fromOrtTensor(v);
+  return res;
+}
+
+/** One-shot convenience: build a session for a model, run it, release it. */
+export async function runModel(
+  model: Model,
+  feeds: Record<string, Tensor>,
+  opts: SessionOptions = {},
+): Promise<Record<string, Tensor>> {
+  const s = await createSession(model, opts);
+  try {
+    return await runSession(s, feeds);
+  } finally {
+    await s.release();
+  }
+}
