@@ -67,6 +67,7 @@ const STOP_INPUTS: Record<string, number[]> = {
   Pad: [1, 2, 3],
   Resize: [1, 2, 3],
   Mod: [ALL],
+  EyeLike: [ALL],
   CastLike: [1],
 };
 
