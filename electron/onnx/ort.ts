@@ -50,7 +50,8 @@ export async function createSession(model: Model | Uint8Array, opts: SessionOpti
     return await ort.InferenceSession.create(bytes, {
       executionProviders: opts.executionProviders ?? ['cpu'],
       graphOptimizationLevel: opts.optimize === false ? 'disabled' : 'all',
-      intraOpNumThreads: opts.intraOpThreads,
+      // onnxruntime-node rejects an explicit undefined here, so only pass it when set.
+      ...(opts.intraOpThreads !== undefined ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       logSeverityLevel: 3,
     });
   } catch (e) {
