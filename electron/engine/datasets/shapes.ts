@@ -1,0 +1,426 @@
+/**
+ * The built-in procedural "shapes" dataset: small RGB images of one to three shapes (circle, square, triangle) in six
+ * colours, small or large, at one of five positions, on a light noisy background. Everything about a sample (scene,
+ * pixels, caption, VQA pairs, conversation) is a pure function of (seed, split, index).
+ *
+ * Train and eval are disjoint by *scene*: a scene's split is a fixed hash of its canonical description (independent
+ * of the seed), so no eval caption ever occurs in training, whatever seeds the two sides use.
+ */
+import sharp from 'sharp';
+import type { Sharp } from 'sharp';
+import { z } from 'zod';
+import { encodePng, type RgbImage } from '../image.js';
+import { Rng, hashString } from '../rng.js';
+import { DatasetError, IMAGE_PLACEHOLDER, type QaPair, type Sample, type Turn } from './types.js';
+
+export const SHAPE_KINDS = ['circle', 'square', 'triangle'] as const;
+export const SHAPE_COLORS = ['red', 'green', 'blue', 'yellow', 'purple', 'orange'] as const;
+export const SHAPE_SIZES = ['small', 'large'] as const;
+export const SHAPE_POSITIONS = ['left', 'right', 'top', 'bottom', 'center'] as const;
+
+export type ShapeKind = (typeof SHAPE_KINDS)[number];
+export type ShapeColor = (typeof SHAPE_COLORS)[number];
+export type ShapeSize = (typeof SHAPE_SIZES)[number];
+export type ShapePosition = (typeof SHAPE_POSITIONS)[number];
+
+export const SHAPE_PALETTE: Readonly<Record<ShapeColor, readonly [number, number, number]>> = {
+  red: [215, 40, 40],
+  green: [40, 160, 60],
+  blue: [40, 80, 215],
+  yellow: [230, 195, 25],
+  purple: [135, 55, 175],
+  orange: [240, 125, 25],
+};
+
+/** Shape centres as fractions of the image side. */
+const POSITION_CENTRES: Readonly<Record<ShapePosition, readonly [number, number]>> = {
+  left: [0.22, 0.5],
+  right: [0.78, 0.5],
+  top: [0.5, 0.22],
+  bottom: [0.5, 0.78],
+  center: [0.5, 0.5],
+};
+/** Radius of the circle each shape fits in, as a fraction of the image side. */
+const SIZE_RADIUS: Readonly<Record<ShapeSize, number>> = { small: 0.07, large: 0.12 };
+/** Jitter keeps shapes from sitting on exact pixel positions; small enough that neighbours never overlap. */
+const POSITION_JITTER = 0.015;
+const RADIUS_JITTER = 0.05;
+
+const POSITION_PHRASE: Readonly<Record<ShapePosition, string>> = {
+  left: 'on the left',
+  right: 'on the right',
+  top: 'at the top',
+  bottom: 'at the bottom',
+  center: 'in the center',
+};
+const NUMBER_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five'];
+const DESCRIBE_PROMPTS = ['Describe the image.', 'What is in the picture?', 'Write a short caption for this image.'];
+
+export interface ShapeSpec {
+  shape: ShapeKind;
+  color: ShapeColor;
+  size: ShapeSize;
+  position: ShapePosition;
+}
+
+/** A shape with its exact geometry, in fractions of the image side (so a scene renders at any size). */
+export interface PlacedShape extends ShapeSpec {
+  cx: number;
+  cy: number;
+  radius: number;
+}
+
+export interface ShapeScene {
+  shapes: PlacedShape[];
+  background: [number, number, number];
+  /** Per-pixel Gaussian noise (in 0..255 units) and the seed that draws it. */
+  noiseStd: number;
+  noiseSeed: number;
+}
+
+export interface ShapeSample extends Sample {
+  image: RgbImage;
+  caption: string;
+  qa: QaPair[];
+  conversations: Turn[];
+  description: ShapeSpec[];
+  scene: ShapeScene;
+  split: ShapesSplit;
+}
+
+export type ShapesSplit = 'train' | 'eval';
+
+export const ShapesOptionsSchema = z.object({
+  seed: z.union([z.number().int(), z.string()]).default(0),
+  /** Image side in pixels. */
+  size: z.number().int().min(8).max(4096).default(64),
+  minShapes: z.number().int().min(1).max(SHAPE_POSITIONS.length).default(1),
+  maxShapes: z.number().int().min(1).max(SHAPE_POSITIONS.length).default(3),
+  split: z.enum(['train', 'eval']).default('train'),
+  /** Fraction of all scenes that belong to eval. */
+  evalFraction: z.number().gt(0).lt(1).default(0.1),
+  numSamples: z.number().int().min(1).default(1000),
+  noiseStd: z.number().min(0).max(64).default(3),
+  /** Restrict the vocabulary (e.g. only circles); default: everything. */
+  shapes: z.array(z.enum(SHAPE_KINDS)).min(1).optional(),
+  colors: z.array(z.enum(SHAPE_COLORS)).min(1).optional(),
+  /** Extra VQA turns appended to each conversation after the description turn. */
+  qaTurns: z.number().int().min(0).default(0),
+}).strict().refine((o) => o.minShapes <= o.maxShapes, { message: 'minShapes must not exceed maxShapes', path: ['minShapes'] });
+export type ShapesOptionsInput = z.input<typeof ShapesOptionsSchema>;
+export type ShapesOptions = z.output<typeof ShapesOptionsSchema>;
+
+// ---- language ---------------------------------------------------------------------------------------------------
+
+function phrase(s: ShapeSpec): string {
+  return `a ${s.size} ${s.color} ${s.shape} ${POSITION_PHRASE[s.position]}`;
+}
+
+/** "a small red circle on the left", "… and …", "…, … and …". */
+export function captionFor(shapes: readonly ShapeSpec[]): string {
+  const parts = shapes.map(phrase);
+  if (parts.length === 0) throw new DatasetError('a shapes caption needs at least one shape');
+  if (parts.length === 1) return parts[0];
+  return `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
+}
+
+/** Canonical, order-independent scene key: what decides the split. */
+export function sceneKey(shapes: readonly ShapeSpec[]): string {
+  return shapes.map((s) => `${s.position}:${s.size}:${s.color}:${s.shape}`).sort().join('|');
+}
+
+export function splitOfScene(shapes: readonly ShapeSpec[], evalFraction: number): ShapesSplit {
+  return hashString(`shapes-split|${sceneKey(shapes)}`) / 4294967296 < evalFraction ? 'eval' : 'train';
+}
+
+/**
+ * Questions whose answers follow from the description. When a question would be ambiguous (two circles, say) it
+ * names the position too.
+ */
+export function questionsFor(shapes: readonly ShapeSpec[]): QaPair[] {
+  const qa: QaPair[] = [{ question: 'how many shapes are there?', answer: NUMBER_WORDS[shapes.length] ?? String(shapes.length) }];
+  const countKind = (k: ShapeKind): number => shapes.filter((s) => s.shape === k).length;
+  const countKindColor = (s: ShapeSpec): number => shapes.filter((o) => o.shape === s.shape && o.color === s.color).length;
+  for (const s of shapes) {
+    const where = POSITION_PHRASE[s.position];
+    qa.push({ question: `what shape is ${where}?`, answer: s.shape });
+    qa.push({ question: countKind(s.shape) === 1 ? `what color is the ${s.shape}?` : `what color is the ${s.shape} ${where}?`, answer: s.color });
+    const unique = countKindColor(s) === 1;
+    qa.push({ question: unique ? `what size is the ${s.color} ${s.shape}?` : `what size is the ${s.color} ${s.shape} ${where}?`, answer: s.size });
+    if (unique) qa.push({ question: `where is the ${s.color} ${s.shape}?`, answer: s.position });
+  }
+  for (const k of SHAPE_KINDS) qa.push({ question: `is there a ${k}?`, answer: countKind(k) > 0 ? 'yes' : 'no' });
+  return qa;
+}
+
+// ---- scene sampling -------------------------------------------------------------------------------------------
+
+function drawDescription(rng: Rng, o: ShapesOptions): ShapeSpec[] {
+  const count = o.minShapes + rng.int(o.maxShapes - o.minShapes + 1);
+  const positions = rng.shuffle([...SHAPE_POSITIONS]).slice(0, count);
+  const kinds = o.shapes ?? SHAPE_KINDS;
+  const colors = o.colors ?? SHAPE_COLORS;
+  return positions.map((position) => ({
+    shape: rng.pick(kinds),
+    color: rng.pick(colors),
+    size: rng.pick(SHAPE_SIZES),
+    position,
+  }));
+}
+
+function placeShapes(rng: Rng, description: readonly ShapeSpec[]): PlacedShape[] {
+  return description.map((s) => {
+    const [x, y] = POSITION_CENTRES[s.position];
+    return {
+      ...s,
+      cx: x + rng.range(-POSITION_JITTER, POSITION_JITTER),
+      cy: y + rng.range(-POSITION_JITTER, POSITION_JITTER),
+      radius: SIZE_RADIUS[s.size] * (1 + rng.range(-RADIUS_JITTER, RADIUS_JITTER)),
+    };
+  });
+}
+
+function drawBackground(rng: Rng): [number, number, number] {
+  const base = 228 + rng.int(20); // light grey …
+  const tint = (): number => Math.min(255, base + rng.int(13) - 6); // … with a faint tint
+  return [tint(), tint(), tint()];
+}
+
+// ---- rasteriser -----------------------------------------------------------------------------------------------
+
+/** Half side of a square and circumradius of a triangle relative to the shape's radius (similar visual areas). */
+const SQUARE_HALF = 0.88;
+const TRIANGLE_CIRCUM = 1.15;
+
+/**
+ * Signed distance (pixels; negative inside) of a point to the shape, or a bound that is exact inside and never
+ * larger than the true distance outside (the triangle's edge-line distance). Pixels farther than half a diagonal
+ * from the boundary are fully in or out; only the rest are supersampled.
+ */
+type SignedDistance = (x: number, y: number) => number;
+
+function shapeDistance(s: PlacedShape, side: number): { sd: SignedDistance; extent: number } {
+  const cx = s.cx * side, cy = s.cy * side, r = s.radius * side;
+  if (s.shape === 'circle') return { sd: (x, y) => Math.hypot(x - cx, y - cy) - r, extent: r };
+  if (s.shape === 'square') {
+    const h = r * SQUARE_HALF;
+    return {
+      sd: (x, y) => {
+        const dx = Math.abs(x - cx) - h, dy = Math.abs(y - cy) - h;
+        return dx > 0 && dy > 0 ? Math.hypot(dx, dy) : Math.max(dx, dy);
+      },
+      extent: h,
+    };
+  }
+  // Equilateral triangle pointing up, centroid at (cx, cy): inradius R/2, outward edge normals at 90°, 210°, 330°.
+  const R = r * TRIANGLE_CIRCUM;
+  const normals = [[0, 1], [-Math.cos(Math.PI / 6), -0.5], [Math.cos(Math.PI / 6), -0.5]];
+  return {
+    sd: (x, y) => {
+      let d = -Infinity;
+      for (const [nx, ny] of normals) d = Math.max(d, (x - cx) * nx + (y - cy) * ny - R / 2);
+      return d;
+    },
+    extent: R,
+  };
+}
+
+const HALF_DIAGONAL = Math.SQRT1_2;
+
+/** Render a scene at `side`×`side` pixels: edge pixels get 4×4 supersampled coverage, then noise is added. */
+export function renderScene(scene: ShapeScene, side: number, supersample = 4): RgbImage {
+  const data = new Uint8Array(side * side * 3);
+  const acc = new Float32Array(side * side * 3);
+  for (let p = 0; p < side * side; p++) {
+    acc[p * 3] = scene.background[0];
+    acc[p * 3 + 1] = scene.background[1];
+    acc[p * 3 + 2] = scene.background[2];
+  }
+  const ss = supersample;
+  const inv = 1 / (ss * ss);
+  for (const s of scene.shapes) {
+    const { sd, extent } = shapeDistance(s, side);
+    const [cr, cg, cb] = SHAPE_PALETTE[s.color];
+    const x0 = Math.max(0, Math.floor(s.cx * side - extent - 1));
+    const x1 = Math.min(side - 1, Math.ceil(s.cx * side + extent + 1));
+    const y0 = Math.max(0, Math.floor(s.cy * side - extent - 1));
+    const y1 = Math.min(side - 1, Math.ceil(s.cy * side + extent + 1));
+    for (let py = y0; py <= y1; py++) {
+      for (let px = x0; px <= x1; px++) {
+        const d = sd(px + 0.5, py + 0.5);
+        let a: number;
+        if (d <= -HALF_DIAGONAL) a = 1;
+        else if (d >= HALF_DIAGONAL) continue;
+        else {
+          let hits = 0;
+          for (let sy = 0; sy < ss; sy++) {
+            const y = py + (sy + 0.5) / ss;
+            for (let sx = 0; sx < ss; sx++) if (sd(px + (sx + 0.5) / ss, y) <= 0) hits++;
+          }
+          if (hits === 0) continue;
+          a = hits * inv;
+        }
+        const i = (py * side + px) * 3;
+        acc[i] += (cr - acc[i]) * a;
+        acc[i + 1] += (cg - acc[i + 1]) * a;
+        acc[i + 2] += (cb - acc[i + 2]) * a;
+      }
+    }
+  }
+  // Noise: the sum of the four bytes of one random word is close to Gaussian (Irwin–Hall) and far cheaper than
+  // Box–Muller; mean 510, std √(4 · (256² − 1) / 12).
+  const noise = scene.noiseStd > 0 ? new Rng(scene.noiseSeed) : undefined;
+  const noiseScale = scene.noiseStd / Math.sqrt((4 * (256 * 256 - 1)) / 12);
+  for (let i = 0; i < acc.length; i++) {
+    let v = acc[i];
+    if (noise) {
+      const w = noise.nextU32();
+      v += ((w & 255) + ((w >>> 8) & 255) + ((w >>> 16) & 255) + (w >>> 24) - 510) * noiseScale;
+    }
+    data[i] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+  }
+  return { width: side, height: side, data };
+}
+
+/** The same scene as SVG (no noise): rasterised by librsvg, it is an image "drawn by other software". */
+export function sceneToSvg(scene: ShapeScene, side: number): string {
+  const rgb = (c: readonly number[]): string => `rgb(${c[0]},${c[1]},${c[2]})`;
+  const parts = scene.shapes.map((s) => {
+    const cx = s.cx * side, cy = s.cy * side, r = s.radius * side;
+    const fill = rgb(SHAPE_PALETTE[s.color]);
+    if (s.shape === 'circle') return `<circle cx="${cx}" cy="${cy}" r="${r}" fill="${fill}"/>`;
+    if (s.shape === 'square') {
+      const h = r * SQUARE_HALF;
+      return `<rect x="${cx - h}" y="${cy - h}" width="${2 * h}" height="${2 * h}" fill="${fill}"/>`;
+    }
+    const R = r * TRIANGLE_CIRCUM, dx = R * Math.cos(Math.PI / 6);
+    return `<polygon points="${cx},${cy - R} ${cx + dx},${cy + R / 2} ${cx - dx},${cy + R / 2}" fill="${fill}"/>`;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${side}" height="${side}" viewBox="0 0 ${side} ${side}">`
+    + `<rect width="${side}" height="${side}" fill="${rgb(scene.background)}"/>${parts.join('')}</svg>`;
+}
+
+// ---- the dataset ------------------------------------------------------------------------------------------------
+
+/** Upper bound on redraws while looking for a scene of the requested split; hit only by a vocabulary too small. */
+const MAX_SPLIT_TRIES = 10_000;
+
+export class ShapesDataset {
+  readonly options: ShapesOptions;
+  private readonly root: Rng;
+
+  constructor(options: ShapesOptionsInput = {}) {
+    const parsed = ShapesOptionsSchema.safeParse(options);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new DatasetError(`shapes dataset option '${issue?.path.join('.') ?? ''}': ${issue?.message ?? 'invalid'}`);
+    }
+    this.options = parsed.data;
+    this.root = new Rng(this.options.seed).fork('shapes');
+  }
+
+  get length(): number {
+    return this.options.numSamples;
+  }
+
+  /** The scene of sample `index` (cheap: no pixels). */
+  scene(index: number): { description: ShapeSpec[]; scene: ShapeScene; rng: Rng } {
+    const o = this.options;
+    if (!Number.isInteger(index) || index < 0 || index >= o.numSamples) {
+      throw new DatasetError(`shapes dataset: index ${index} is outside 0..${o.numSamples - 1}`);
+    }
+    const rng = this.root.fork(`${o.split}:${index}`);
+    for (let tries = 0; tries < MAX_SPLIT_TRIES; tries++) {
+      const description = drawDescription(rng, o);
+      if (splitOfScene(description, o.evalFraction) !== o.split) continue;
+      const shapes = placeShapes(rng, description);
+      const scene: ShapeScene = { shapes, background: drawBackground(rng), noiseStd: o.noiseStd, noiseSeed: rng.nextU32() };
+      return { description, scene, rng };
+    }
+    throw new DatasetError(`shapes dataset: no '${o.split}' scene found in ${MAX_SPLIT_TRIES} draws; widen the shapes/colors or change evalFraction`);
+  }
+
+  get(index: number): ShapeSample {
+    const { description, scene, rng } = this.scene(index);
+    const caption = captionFor(description);
+    const qa = questionsFor(description);
+    const conversations: Turn[] = [
+      { from: 'human', value: `${IMAGE_PLACEHOLDER}\n${rng.pick(DESCRIBE_PROMPTS)}` },
+      { from: 'gpt', value: caption },
+    ];
+    const extra = rng.shuffle(qa.slice()).slice(0, this.options.qaTurns);
+    for (const pair of extra) {
+      conversations.push({ from: 'human', value: capitalise(pair.question) }, { from: 'gpt', value: pair.answer });
+    }
+    return {
+      id: `shapes-${this.options.split}-${String(this.options.seed)}-${index}`,
+      image: renderScene(scene, this.options.size),
+      caption,
+      qa,
+      conversations,
+      description,
+      scene,
+      split: this.options.split,
+    };
+  }
+
+  *[Symbol.iterator](): IterableIterator<ShapeSample> {
+    for (let i = 0; i < this.length; i++) yield this.get(i);
+  }
+}
+
+function capitalise(s: string): string {
+  return s.length ? s[0].toUpperCase() + s.slice(1) : s;
+}
+
+export function createShapesDataset(options: ShapesOptionsInput = {}): ShapesDataset {
+  return new ShapesDataset(options);
+}
+
+/** PNG bytes of a sample's image. */
+export function shapeSamplePng(sample: ShapeSample): Promise<Buffer> {
+  return encodePng(sample.image);
+}
+
+// ---- robustness variants ------------------------------------------------------------------------------------------
+
+export interface ImageVariant {
+  name: string;
+  format: 'png' | 'jpeg';
+  width: number;
+  height: number;
+  bytes: Buffer;
+}
+
+export const VariantOptionsSchema = z.object({
+  /** Sides for re-rendering with our rasteriser and with librsvg. */
+  sizes: z.array(z.number().int().min(8).max(4096)).default([32, 96, 224]),
+  blurSigma: z.number().min(0.3).max(100).default(1),
+  jpegQuality: z.number().int().min(1).max(100).default(50),
+}).strict();
+export type VariantOptions = z.input<typeof VariantOptionsSchema>;
+
+/**
+ * The sample's scene as images a model did not see in training: re-rendered at other sizes, drawn by librsvg
+ * (different anti-aliasing, no noise), blurred, JPEG re-encoded, and resized by sharp from the original.
+ */
+export async function shapeVariants(sample: ShapeSample, options: VariantOptions = {}): Promise<ImageVariant[]> {
+  const o = VariantOptionsSchema.parse(options);
+  const side = sample.image.width;
+  const png = await encodePng(sample.image);
+  const out: ImageVariant[] = [];
+  const pngVariant = async (name: string, s: Sharp): Promise<void> => {
+    const { data, info } = await s.png().toBuffer({ resolveWithObject: true });
+    out.push({ name, format: 'png', width: info.width, height: info.height, bytes: data });
+  };
+  for (const size of o.sizes) {
+    out.push({ name: `render-${size}`, format: 'png', width: size, height: size, bytes: await encodePng(renderScene(sample.scene, size)) });
+    await pngVariant(`svg-${size}`, sharp(Buffer.from(sceneToSvg(sample.scene, size))));
+  }
+  await pngVariant(`blur-${o.blurSigma}`, sharp(png).blur(o.blurSigma));
+  const jpeg = await sharp(png).jpeg({ quality: o.jpegQuality }).toBuffer();
+  out.push({ name: `jpeg-q${o.jpegQuality}`, format: 'jpeg', width: side, height: side, bytes: jpeg });
+  const up = Math.round(side * 1.5);
+  await pngVariant(`resized-${up}`, sharp(png).resize(up, up, { kernel: 'lanczos3' }));
+  return out;
+}

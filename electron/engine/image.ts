@@ -1,0 +1,251 @@
+/**
+ * Host-side image I/O: decode (PNG/JPEG/WebP/… via sharp), resize (CLIP style: shortest side then centre crop,
+ * or a plain resize), normalise into float32 CHW `pixel_values` batches, and encode back to PNG.
+ *
+ * Images travel as `RgbImage`: 8-bit RGB, row-major HWC. Every error names the file (or the caller's label for
+ * in-memory bytes).
+ */
+import sharp from 'sharp';
+import type { Sharp } from 'sharp';
+
+export interface RgbImage {
+  width: number;
+  height: number;
+  /** length = width · height · 3, HWC. */
+  data: Uint8Array;
+}
+
+export class ImageError extends Error {
+  override name = 'ImageError';
+}
+
+/** CLIP (OpenAI) normalisation constants, used by CLIP, LLaVA and BLIP-2 image processors. */
+export const CLIP_MEAN: readonly [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+export const CLIP_STD: readonly [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+/** ImageNet normalisation constants (ViT, many torchvision models). */
+export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
+
+export type ImageSource = string | Uint8Array;
+
+function describeSource(src: ImageSource, label?: string): string {
+  if (label) return `'${label}'`;
+  return typeof src === 'string' ? `'${src}'` : `image bytes (${src.byteLength} bytes)`;
+}
+
+export function checkRgbImage(img: RgbImage, what = 'image'): void {
+  if (!Number.isInteger(img.width) || !Number.isInteger(img.height) || img.width <= 0 || img.height <= 0) {
+    throw new ImageError(`${what}: invalid size ${img.width}×${img.height}`);
+  }
+  if (img.data.length !== img.width * img.height * 3) {
+    throw new ImageError(`${what}: ${img.data.length} bytes do not match ${img.width}×${img.height}×3`);
+  }
+}
+
+/**
+ * Decode an image file or encoded bytes to 8-bit RGB. Transparency is composited over white (as the HF image
+ * processors' convert_to_rgb does); greyscale and 16-bit images are converted; EXIF orientation is applied.
+ */
+export async function decodeImage(src: ImageSource, label?: string): Promise<RgbImage> {
+  const what = describeSource(src, label);
+  try {
+    const { data, info } = await sharp(typeof src === 'string' ? src : Buffer.from(src.buffer, src.byteOffset, src.byteLength))
+      .rotate()
+      .flatten({ background: { r: 255, g: 255, b: 255 } })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
+    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  } catch (e) {
+    throw new ImageError(`cannot decode image ${what}: ${(e as Error).message}`);
+  }
+}
+
+export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'lanczos3';
+
+export interface ResizeOptions {
+  /** 'shortest-then-crop' (CLIP): scale so the short side is `shortestEdge`, then centre-crop `width`×`height`.
+   *  'stretch': resize straight to `width`×`height` ignoring aspect ratio. */
+  mode: 'shortest-then-crop' | 'stretch';
+  width: number;
+  height: number;
+  /** For 'shortest-then-crop'; defaults to min(width, height). */
+  shortestEdge?: number;
+  /** Default 'cubic' (Catmull-Rom, as PIL bicubic). */
+  kernel?: ResizeKernel;
+}
+
+function sharpFromRgb(img: RgbImage): Sharp {
+  return sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), {
+    raw: { width: img.width, height: img.height, channels: 3 },
+  });
+}
+
+async function toRgb(s: Sharp): Promise<RgbImage> {
+  const { data, info } = await s.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+}
+
+/** Output size of "resize shortest side to `edge`" keeping aspect ratio (long side truncated, as HF does). */
+export function shortestEdgeSize(width: number, height: number, edge: number): { width: number; height: number } {
+  if (width <= height) return { width: edge, height: Math.max(1, Math.floor((edge * height) / width)) };
+  return { width: Math.max(1, Math.floor((edge * width) / height)), height: edge };
+}
+
+export async function resizeImage(img: RgbImage, opts: ResizeOptions, what = 'image'): Promise<RgbImage> {
+  checkRgbImage(img, what);
+  const { width, height } = opts;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
+    throw new ImageError(`${what}: invalid target size ${width}×${height}`);
+  }
+  const kernel = opts.kernel ?? 'cubic';
+  try {
+    if (opts.mode === 'stretch') {
+      if (img.width === width && img.height === height) return img;
+      return await toRgb(sharpFromRgb(img).resize(width, height, { fit: 'fill', kernel }));
+    }
+    const edge = opts.shortestEdge ?? Math.min(width, height);
+    if (!Number.isInteger(edge) || edge <= 0) throw new ImageError(`${what}: invalid shortest edge ${edge}`);
+    const scaled = shortestEdgeSize(img.width, img.height, edge);
+    const resized = scaled.width === img.width && scaled.height === img.height
+      ? img
+      : await toRgb(sharpFromRgb(img).resize(scaled.width, scaled.height, { fit: 'fill', kernel }));
+    return centerCrop(resized, width, height, what);
+  } catch (e) {
+    if (e instanceof ImageError) throw e;
+    throw new ImageError(`${what}: resize failed: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Centre crop (HF convention: top = ⌊(H − h) / 2⌋). A crop larger than the image pads with black, as the HF
+ * processors do.
+ */
+export function centerCrop(img: RgbImage, width: number, height: number, what = 'image'): RgbImage {
+  checkRgbImage(img, what);
+  if (img.width === width && img.height === height) return img;
+  const top = Math.floor((img.height - height) / 2);
+  const left = Math.floor((img.width - width) / 2);
+  const out = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    const sy = y + top;
+    if (sy < 0 || sy >= img.height) continue;
+    for (let x = 0; x < width; x++) {
+      const sx = x + left;
+      if (sx < 0 || sx >= img.width) continue;
+      const si = (sy * img.width + sx) * 3;
+      const di = (y * width + x) * 3;
+      out[di] = img.data[si];
+      out[di + 1] = img.data[si + 1];
+      out[di + 2] = img.data[si + 2];
+    }
+  }
+  return { width, height, data: out };
+}
+
+export interface NormalizeOptions {
+  mean: readonly number[];
+  std: readonly number[];
+  /** Multiplier applied before mean/std; default 1/255. */
+  rescale?: number;
+}
+
+/** HWC u8 → float32 CHW: ((x · rescale) − mean[c]) / std[c]. Writes into `out` at `offset` when given. */
+export function normalizeImage(img: RgbImage, opts: NormalizeOptions, out?: Float32Array, offset = 0): Float32Array {
+  checkRgbImage(img);
+  if (opts.mean.length !== 3 || opts.std.length !== 3) throw new ImageError('normalise: mean and std need 3 values (R, G, B)');
+  if (opts.std.some((s) => !(s > 0))) throw new ImageError(`normalise: std must be positive, got [${opts.std.join(', ')}]`);
+  const plane = img.width * img.height;
+  const dst = out ?? new Float32Array(plane * 3);
+  if (offset + plane * 3 > dst.length) throw new ImageError('normalise: output buffer too small');
+  const rescale = opts.rescale ?? 1 / 255;
+  for (let c = 0; c < 3; c++) {
+    const scale = rescale / opts.std[c];
+    const shift = opts.mean[c] / opts.std[c];
+    const base = offset + c * plane;
+    for (let p = 0; p < plane; p++) dst[base + p] = img.data[p * 3 + c] * scale - shift;
+  }
+  return dst;
+}
+
+export interface PixelValues {
+  /** [B, 3, H, W] */
+  dims: [number, number, number, number];
+  data: Float32Array;
+}
+
+export interface PreprocessOptions {
+  size: number | { width: number; height: number };
+  mode?: 'shortest-then-crop' | 'stretch';
+  shortestEdge?: number;
+  kernel?: ResizeKernel;
+  mean?: readonly number[];
+  std?: readonly number[];
+  rescale?: number;
+}
+
+/** CLIP-style preprocessing defaults. */
+export function clipPreprocess(size = 224): PreprocessOptions {
+  return { size, mode: 'shortest-then-crop', kernel: 'cubic', mean: CLIP_MEAN, std: CLIP_STD };
+}
+
+/** Resize + normalise a batch of images into one `pixel_values` tensor. */
+export async function toPixelValues(images: readonly RgbImage[], opts: PreprocessOptions, names?: readonly string[]): Promise<PixelValues> {
+  if (images.length === 0) throw new ImageError('pixel_values: empty batch');
+  const width = typeof opts.size === 'number' ? opts.size : opts.size.width;
+  const height = typeof opts.size === 'number' ? opts.size : opts.size.height;
+  const plane = width * height * 3;
+  const data = new Float32Array(images.length * plane);
+  for (let b = 0; b < images.length; b++) {
+    const what = names?.[b] ? `'${names[b]}'` : `image ${b}`;
+    const resized = await resizeImage(images[b], {
+      mode: opts.mode ?? 'shortest-then-crop', width, height, shortestEdge: opts.shortestEdge, kernel: opts.kernel,
+    }, what);
+    normalizeImage(resized, { mean: opts.mean ?? CLIP_MEAN, std: opts.std ?? CLIP_STD, rescale: opts.rescale }, data, b * plane);
+  }
+  return { dims: [images.length, 3, height, width], data };
+}
+
+/** Decode files/bytes and preprocess them into one batch; errors name the file. */
+export async function loadPixelValues(sources: readonly ImageSource[], opts: PreprocessOptions, labels?: readonly string[]): Promise<PixelValues> {
+  const names = sources.map((s, i) => labels?.[i] ?? (typeof s === 'string' ? s : `image ${i}`));
+  const images: RgbImage[] = [];
+  for (let i = 0; i < sources.length; i++) images.push(await decodeImage(sources[i], labels?.[i]));
+  return toPixelValues(images, opts, names);
+}
+
+/** RGB u8 HWC → PNG bytes. */
+export async function encodePng(img: RgbImage): Promise<Buffer> {
+  checkRgbImage(img);
+  return sharpFromRgb(img).png().toBuffer();
+}
+
+/** RGB u8 HWC → JPEG bytes (quality 1..100). */
+export async function encodeJpeg(img: RgbImage, quality = 90): Promise<Buffer> {
+  checkRgbImage(img);
+  return sharpFromRgb(img).jpeg({ quality }).toBuffer();
+}
+
+/** Float CHW with values in [0, 1] (clamped) → RGB u8 HWC. `chw` may hold a batch; `index` picks the image. */
+export function chwToRgb(chw: Float32Array, width: number, height: number, index = 0): RgbImage {
+  const plane = width * height;
+  if ((index + 1) * plane * 3 > chw.length) {
+    throw new ImageError(`CHW buffer of ${chw.length} values is too small for image ${index} of 3×${height}×${width}`);
+  }
+  const base = index * plane * 3;
+  const data = new Uint8Array(plane * 3);
+  for (let c = 0; c < 3; c++) {
+    for (let p = 0; p < plane; p++) {
+      const v = chw[base + c * plane + p];
+      data[p * 3 + c] = Number.isNaN(v) ? 0 : Math.round(Math.min(1, Math.max(0, v)) * 255);
+    }
+  }
+  return { width, height, data };
+}
+
+/** Float [0, 1] CHW → PNG bytes. */
+export async function encodePngFromChw(chw: Float32Array, width: number, height: number, index = 0): Promise<Buffer> {
+  return encodePng(chwToRgb(chw, width, height, index));
+}
