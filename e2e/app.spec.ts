@@ -1,0 +1,89 @@
+// What the desktop app does today, end to end in a real browser against the real host and engine worker.
+
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, screen, test } from './fixtures.js';
+
+test('the app loads with the palette, canvas, inspector and the execution provider', async ({ app }) => {
+  await expect(app.locator('.brand')).toHaveText(/Composer/);
+  await expect(app.locator('.palette-item').first()).toBeVisible({ timeout: 30_000 });
+  await expect(app.locator('.ep-badge')).toHaveText(/CPU|CUDA|DML|COREML/);
+  await screen(app, '01-empty');
+  await app.locator('button[aria-label="Toggle theme"]').click();
+  await expect(app.locator('html')).toHaveAttribute('data-theme', 'dark');
+  await screen(app, '02-empty-dark');
+  await app.keyboard.press('?');
+  await expect(app.getByRole('dialog', { name: 'Keyboard shortcuts' })).toBeVisible();
+  await screen(app, '03-shortcuts');
+});
+
+test('a template opens onto the canvas', async ({ app }) => {
+  await app.getByRole('button', { name: 'Templates' }).first().click();
+  const card = app.locator('.template-card').first();
+  await expect(card, 'graphs/ must hold at least one *.graph.json template').toBeVisible({ timeout: 30_000 });
+  await screen(app, '04-templates');
+  const count = Number((await card.locator('.muted').innerText()).match(/(\d+) nodes/)?.[1]);
+  await card.click();
+  await expect(app.locator('.react-flow__node')).toHaveCount(count);
+  await expect(app.locator('.react-flow__edge').first()).toBeVisible();
+  await app.waitForTimeout(600);
+  await screen(app, '05-template-canvas');
+});
+
+test('add a node from the palette, then undo and redo it', async ({ app }) => {
+  const item = app.locator('.palette-item').first();
+  await expect(item).toBeVisible({ timeout: 30_000 });
+  await app.locator('.canvas').waitFor();
+  await item.dragTo(app.locator('.react-flow__pane'), { targetPosition: { x: 300, y: 250 } });
+  await expect(app.locator('.react-flow__node')).toHaveCount(1);
+  await item.click();
+  await expect(app.locator('.react-flow__node')).toHaveCount(2);
+  await screen(app, '06-added-node');
+  await app.locator('.react-flow__pane').click({ position: { x: 50, y: 50 } });
+  await app.keyboard.press('Control+z');
+  await expect(app.locator('.react-flow__node')).toHaveCount(1);
+  await app.keyboard.press('Control+z');
+  await expect(app.locator('.react-flow__node')).toHaveCount(0);
+  await app.keyboard.press('Control+Shift+z');
+  await expect(app.locator('.react-flow__node')).toHaveCount(1);
+  await app.getByRole('button', { name: 'Redo' }).click();
+  await expect(app.locator('.react-flow__node')).toHaveCount(2);
+});
+
+test('double-clicking the canvas opens search and adds the chosen node', async ({ app }) => {
+  await expect(app.locator('.palette-item').first()).toBeVisible({ timeout: 30_000 });
+  await app.locator('.react-flow__pane').dblclick({ position: { x: 400, y: 300 } });
+  const input = app.getByRole('textbox', { name: 'Add a node' });
+  await expect(input).toBeFocused();
+  await screen(app, '07-search');
+  await app.keyboard.press('Enter');
+  await expect(app.locator('.react-flow__node')).toHaveCount(1);
+});
+
+test('a broken graph file shows a clear error naming the field', async ({ app }) => {
+  const dir = mkdtempSync(join(tmpdir(), 'composer-broken-'));
+  const file = join(dir, 'broken.graph.json');
+  writeFileSync(file, JSON.stringify({ format: 'composer.graph', version: 1, name: 'b', nodes: [{ id: 'n1', type: 7 }], edges: [] }));
+  await app.getByTestId('open-file-input').setInputFiles(file);
+  const alert = app.getByRole('alert');
+  await expect(alert).toContainText('broken.graph.json');
+  await expect(alert).toContainText(/nodes\[0\]\.type/);
+  await screen(app, '08-broken-file');
+});
+
+test('freeze toggle in the inspector marks the node and can be undone', async ({ app }) => {
+  const item = app.locator('.palette-item').first();
+  await expect(item).toBeVisible({ timeout: 30_000 });
+  await item.click();
+  const node = app.locator('.react-flow__node').first();
+  await node.click();
+  const toggle = app.getByRole('checkbox', { name: 'Frozen' });
+  await expect(toggle).not.toBeChecked();
+  await app.locator('.toggle').click();
+  await expect(node.locator('.badge-frozen')).toBeVisible();
+  await screen(app, '09-inspector-frozen');
+  await app.locator('.react-flow__pane').click({ position: { x: 30, y: 30 } });
+  await app.keyboard.press('Control+z');
+  await expect(node.locator('.badge-frozen')).toHaveCount(0);
+});

@@ -1,0 +1,315 @@
+// The host API: one implementation of the contract, served by Electron IPC (main.ts) and by the browser-mode
+// WebSocket (server.ts). It validates every request, enforces the file policy and forwards engine work to the worker.
+
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { writeFileAtomic } from '../onnx/atomic.js';
+import {
+  describeZodError,
+  graphDocumentWireSchema,
+  hostEventSchema,
+  methods,
+  type ErrorCode,
+  type HostEvent,
+  type MethodName,
+  type ParsedParams,
+  type Reply,
+  type Result,
+} from './contract.js';
+import { EngineClient, EngineFailure } from './engine-client.js';
+import { FilePolicy, FilePolicyError } from './files.js';
+
+/** Native dialogs exist only in Electron; browser mode uploads and downloads instead. */
+export interface Dialogs {
+  openFile(options: { title: string; extensions: string[] }): Promise<string | null>;
+  saveFile(options: { title: string; defaultName: string; extensions: string[] }): Promise<string | null>;
+  pickFolder(options: { title: string }): Promise<string | null>;
+}
+
+export interface HostApiOptions {
+  mode: 'electron' | 'browser';
+  dataDir: string;
+  templatesDir: string;
+  dialogs?: Dialogs;
+}
+
+export class HostFailure extends Error {
+  constructor(readonly code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'HostFailure';
+  }
+}
+
+type Handler<M extends MethodName> = (params: ParsedParams<M>) => Promise<Result<M>>;
+type Handlers = { [M in MethodName]: Handler<M> };
+
+const MAX_UPLOAD_BYTES = 2 ** 31 - 1; // protobuf's own limit for one ONNX file
+
+export interface HostApi {
+  readonly files: FilePolicy;
+  call(method: string, params: unknown): Promise<Reply>;
+  onEvent(listener: (event: HostEvent) => void): () => void;
+  close(): Promise<void>;
+}
+
+export function createHostApi(options: HostApiOptions): HostApi {
+  const files = new FilePolicy(options.dataDir);
+  const engine = new EngineClient();
+  const listeners = new Set<(event: HostEvent) => void>();
+  engine.onEvent((raw) => {
+    const event = hostEventSchema.safeParse(raw);
+    if (!event.success) {
+      process.stderr.write(`${describeZodError(event.error, 'engine sent a malformed event')}\n`);
+      return;
+    }
+    for (const listener of listeners) listener(event.data);
+  });
+
+  function needDialogs(what: string): Dialogs {
+    if (!options.dialogs) {
+      throw new HostFailure('invalid-request', `${what} needs a file dialog, which browser mode does not have; upload the file instead`);
+    }
+    return options.dialogs;
+  }
+
+  async function parseGraphText(name: string, text: string) {
+    return (await engine.call('document.parse', { name, text })) as { document: Result<'templates.get'>['document'] };
+  }
+
+  function readText(path: string): string {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (e) {
+      throw new HostFailure('not-found', `cannot read '${path}': ${(e as Error).message}`);
+    }
+  }
+
+  const autosavePath = () => files.dataPath('autosave.graph.json');
+
+  async function importModelAt(path: string, name: string): Promise<Result<'model.importOnnx'>> {
+    const info = (await engine.call('onnx.inspect', { path })) as Omit<
+      Extract<Result<'model.importOnnx'>, { cancelled: false }>,
+      'cancelled' | 'name' | 'path'
+    >;
+    return { cancelled: false, name, path, ...info };
+  }
+
+  async function startJob(op: 'run.start' | 'compare.start' | 'train.start' | 'export.start', args: object) {
+    const id = randomUUID();
+    await engine.call(op, { ...args, id });
+    return { id };
+  }
+
+  const handlers: Handlers = {
+    'engine.info': async () => {
+      const probe = (await engine.call('probe')) as Omit<Result<'engine.info'>, 'dataDir' | 'mode'>;
+      return { ...probe, dataDir: files.dataDir, mode: options.mode };
+    },
+
+    'catalog.list': async () => (await engine.call('catalog.list')) as Result<'catalog.list'>,
+
+    'templates.list': async () => {
+      let names: string[];
+      try {
+        names = readdirSync(options.templatesDir).filter((n) => n.endsWith('.graph.json')).sort();
+      } catch {
+        names = [];
+      }
+      const templates: Result<'templates.list'>['templates'] = [];
+      for (const fileName of names) {
+        const path = join(options.templatesDir, fileName);
+        let json: unknown;
+        try {
+          json = JSON.parse(readFileSync(path, 'utf8'));
+        } catch (e) {
+          process.stderr.write(`template '${path}' is not valid JSON and is skipped: ${(e as Error).message}\n`);
+          continue;
+        }
+        const doc = graphDocumentWireSchema.safeParse(json);
+        if (!doc.success) {
+          process.stderr.write(`${describeZodError(doc.error, `template '${path}' is skipped`)}\n`);
+          continue;
+        }
+        templates.push({
+          id: fileName.slice(0, -'.graph.json'.length),
+          name: doc.data.name,
+          nodeCount: doc.data.nodes.length,
+          types: [...new Set(doc.data.nodes.map((n) => n.type))],
+        });
+      }
+      return { templates };
+    },
+
+    'templates.get': async ({ id }) => {
+      const path = join(options.templatesDir, `${id}.graph.json`);
+      return parseGraphText(`${id}.graph.json`, readText(path));
+    },
+
+    'graph.validate': async ({ document }) => (await engine.call('document.validate', { document })) as Result<'graph.validate'>,
+
+    'graph.open': async (params) => {
+      if (params.source === 'content') {
+        const { document } = await parseGraphText(params.name, params.text);
+        return { cancelled: false, document, name: params.name };
+      }
+      let path: string;
+      if (params.source === 'dialog') {
+        const picked = await needDialogs('Open').openFile({ title: 'Open graph', extensions: ['json'] });
+        if (!picked) return { cancelled: true };
+        path = files.grantFile(picked);
+      } else {
+        path = files.check(params.path);
+      }
+      const { document } = await parseGraphText(basename(path), readText(path));
+      return { cancelled: false, document, name: basename(path), path };
+    },
+
+    'graph.save': async ({ document, target }) => {
+      let path: string;
+      if (target.kind === 'dialog') {
+        const picked = await needDialogs('Save as').saveFile({
+          title: 'Save graph',
+          defaultName: `${document.name || 'graph'}.graph.json`,
+          extensions: ['json'],
+        });
+        if (!picked) return { cancelled: true };
+        path = files.grantFile(picked);
+      } else if (target.kind === 'path') {
+        path = files.check(target.path);
+      } else {
+        let name = FilePolicy.plainFileName(target.fileName, 'file name');
+        if (!name.endsWith('.graph.json')) name += '.graph.json';
+        path = files.dataPath('graphs', name);
+      }
+      writeFileAtomic(path, `${JSON.stringify(document, null, 2)}\n`);
+      return { cancelled: false, path };
+    },
+
+    'autosave.write': async ({ document }) => {
+      const savedAt = new Date().toISOString();
+      writeFileAtomic(autosavePath(), JSON.stringify({ savedAt, document }));
+      return { savedAt };
+    },
+
+    'autosave.recover': async () => {
+      let text: string;
+      try {
+        text = readFileSync(autosavePath(), 'utf8');
+      } catch {
+        return { found: null };
+      }
+      let json: { savedAt?: unknown; document?: unknown };
+      try {
+        json = JSON.parse(text) as typeof json;
+      } catch (e) {
+        throw new HostFailure('invalid-file', `the autosave file '${autosavePath()}' is damaged: ${(e as Error).message}`);
+      }
+      const doc = graphDocumentWireSchema.safeParse(json.document);
+      if (!doc.success || typeof json.savedAt !== 'string') {
+        const why = doc.success ? 'savedAt is missing' : describeZodError(doc.error, 'document');
+        throw new HostFailure('invalid-file', `the autosave file '${autosavePath()}' is damaged: ${why}`);
+      }
+      return { found: { document: doc.data, savedAt: json.savedAt } };
+    },
+
+    'autosave.clear': async () => {
+      rmSync(autosavePath(), { force: true });
+      return {};
+    },
+
+    'model.importOnnx': async (params) => {
+      if (params.source === 'content') {
+        const bytes = Buffer.from(params.base64, 'base64');
+        if (bytes.length === 0) throw new HostFailure('invalid-file', `'${params.name}' is empty`);
+        if (bytes.length > MAX_UPLOAD_BYTES) throw new HostFailure('invalid-file', `'${params.name}' is larger than 2 GiB`);
+        const name = FilePolicy.plainFileName(params.name, 'model file name');
+        const dir = files.dataPath('models', randomUUID());
+        mkdirSync(dir, { recursive: true });
+        const path = join(dir, name.endsWith('.onnx') ? name : `${name}.onnx`);
+        writeFileAtomic(path, bytes);
+        return importModelAt(path, name);
+      }
+      let path: string;
+      if (params.source === 'dialog') {
+        const picked = await needDialogs('Import model').openFile({ title: 'Import ONNX model', extensions: ['onnx'] });
+        if (!picked) return { cancelled: true };
+        // External data sits beside the model, so its folder is readable too (confined by the ONNX loader).
+        path = files.grantFile(picked);
+        files.grantFolder(join(path, '..'));
+      } else {
+        path = files.check(params.path);
+      }
+      return importModelAt(path, basename(path));
+    },
+
+    'run.start': async (params) => startJob('run.start', params),
+    'run.cancel': async ({ id }) => {
+      await engine.call('run.cancel', { id });
+      return {};
+    },
+    'compare.start': async (params) => startJob('compare.start', params),
+    'train.start': async (params) => startJob('train.start', params),
+    'train.pause': async ({ id }) => {
+      await engine.call('train.pause', { id });
+      return {};
+    },
+    'train.resume': async ({ id }) => {
+      await engine.call('train.resume', { id });
+      return {};
+    },
+    'train.stop': async ({ id }) => {
+      await engine.call('train.stop', { id });
+      return {};
+    },
+    'export.start': async ({ document, format, target }) => {
+      let folder: string;
+      if (target.kind === 'dialog') {
+        const picked = await needDialogs('Export').pickFolder({ title: 'Export to folder' });
+        if (!picked) throw new HostFailure('invalid-request', 'export cancelled: no folder was picked');
+        folder = files.grantFolder(picked);
+      } else {
+        folder = files.dataPath('exports', FilePolicy.plainFileName(target.folderName, 'export folder name'));
+      }
+      return startJob('export.start', { document, format, folder });
+    },
+  };
+
+  async function call(method: string, params: unknown): Promise<Reply> {
+    if (!Object.hasOwn(methods, method)) {
+      return { ok: false, error: { code: 'invalid-request', message: `unknown method '${method}'` } };
+    }
+    const name = method as MethodName;
+    const spec = methods[name];
+    const parsed = spec.params.safeParse(params ?? {});
+    if (!parsed.success) {
+      return { ok: false, error: { code: 'invalid-request', message: describeZodError(parsed.error, `${name} request`) } };
+    }
+    try {
+      const handler = handlers[name] as (p: unknown) => Promise<unknown>;
+      const result = spec.result.safeParse(await handler(parsed.data));
+      if (!result.success) {
+        return { ok: false, error: { code: 'failed', message: describeZodError(result.error, `${name} produced a malformed reply`) } };
+      }
+      return { ok: true, result: result.data } as Reply;
+    } catch (e) {
+      return { ok: false, error: toHostError(e) };
+    }
+  }
+
+  return {
+    files,
+    call,
+    onEvent(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    close: () => engine.close(),
+  };
+}
+
+function toHostError(e: unknown): { code: ErrorCode; message: string } {
+  if (e instanceof HostFailure || e instanceof EngineFailure) return { code: e.code, message: e.message };
+  if (e instanceof FilePolicyError) return { code: 'file-policy', message: e.message };
+  return { code: 'failed', message: e instanceof Error ? e.message : String(e) };
+}

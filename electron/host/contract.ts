@@ -1,0 +1,340 @@
+// The contract between the renderer and the host: every request, response and event, as zod schemas and TS types.
+// Both transports (Electron IPC and the browser-mode WebSocket) carry exactly these messages; the host validates
+// every payload against them. The renderer imports only types from this file.
+
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Shared pieces
+
+const portKind = z.enum([
+  'image', 'video', 'audio', 'text', 'tokens', 'mask', 'embeds', 'pooled', 'logits', 'latent', 'loss', 'kv', 'any',
+]);
+const nodeFamily = z.enum([
+  'encoder', 'input-projector', 'llm', 'output-projector', 'generator', 'io', 'prompt', 'loss', 'imported',
+]);
+
+export const portSpecSchema = z.object({
+  name: z.string(),
+  kind: portKind,
+  shape: z.array(z.union([z.string(), z.number()])).optional(),
+  optional: z.boolean().optional(),
+  doc: z.string().optional(),
+});
+
+export const paramInfoSchema = z.object({
+  name: z.string(),
+  kind: z.enum(['int', 'float', 'string', 'bool', 'enum', 'json']),
+  default: z.unknown(),
+  doc: z.string(),
+  options: z.array(z.string()).optional(),
+  min: z.number().optional(),
+  max: z.number().optional(),
+});
+
+/** Mirrors `NodeTypeInfo` of electron/nodes/types.ts (checked by a type assertion in contract.test.ts). */
+export const nodeTypeInfoSchema = z.object({
+  type: z.string(),
+  typeVersion: z.number().int(),
+  family: nodeFamily,
+  title: z.string(),
+  aliases: z.array(z.string()),
+  inputs: z.array(portSpecSchema),
+  outputs: z.array(portSpecSchema),
+  params: z.array(paramInfoSchema),
+  doc: z.object({
+    summary: z.string(),
+    usedBy: z.array(z.string()),
+    formula: z.string().optional(),
+    details: z.string().optional(),
+  }),
+});
+
+const nodeId = z.string().min(1);
+const portRef = z.object({ node: nodeId, port: z.string().min(1) });
+
+/**
+ * The wire shape of a graph document (DESIGN.md §4). The contract checks the structure; the engine's document
+ * module (electron/engine/document.ts) owns the semantics (known types, params by name, ports, shapes).
+ */
+export const graphDocumentWireSchema = z.object({
+  format: z.literal('composer.graph'),
+  version: z.literal(1),
+  name: z.string(),
+  nodes: z.array(
+    z.object({
+      id: nodeId,
+      type: z.string().min(1),
+      typeVersion: z.number().int().nonnegative(),
+      params: z.record(z.string(), z.unknown()),
+      frozen: z.boolean(),
+      adapters: z.array(z.unknown()),
+      weights: z.object({ path: z.string(), sha256: z.string() }).optional(),
+    }).loose(),
+  ),
+  edges: z.array(z.object({ from: portRef, to: portRef }).loose()),
+  ui: z
+    .object({
+      positions: z.record(z.string(), z.object({ x: z.number(), y: z.number() })).optional(),
+      viewport: z.object({ x: z.number(), y: z.number(), zoom: z.number() }).optional(),
+    })
+    .loose()
+    .optional(),
+}).loose();
+
+export const diagnosticSchema = z.object({
+  severity: z.enum(['error', 'warning']),
+  nodeId: z.string().optional(),
+  port: z.string().optional(),
+  message: z.string(),
+  fix: z.string().optional(),
+});
+
+/** A file's content as the user picked or dropped it in the browser (there is no path in browser mode). */
+const uploadedText = z.object({ source: z.literal('content'), name: z.string().min(1), text: z.string() });
+/** Binary content travels base64-encoded so both transports carry plain JSON. */
+const uploadedBytes = z.object({ source: z.literal('content'), name: z.string().min(1), base64: z.string() });
+const fromDialog = z.object({ source: z.literal('dialog') });
+/** A path the user already picked (e.g. a file dropped on the Electron window; its path came from the OS). */
+const fromPath = z.object({ source: z.literal('path'), path: z.string().min(1) });
+
+const empty = z.object({}).strict();
+const jobId = z.object({ id: z.string().min(1) });
+
+const importedPort = z.object({
+  name: z.string(),
+  dtype: z.string(),
+  shape: z.array(z.union([z.number(), z.string(), z.null()])).nullable(),
+});
+
+const trainConfig = z.object({
+  steps: z.number().int().positive(),
+  learningRate: z.number().positive(),
+  batchSize: z.number().int().positive().default(1),
+  optimizer: z.enum(['adamw', 'sgd']).default('adamw'),
+  dataset: z.string().min(1),
+  checkpointEvery: z.number().int().positive().optional(),
+  resumeFrom: z.string().optional(),
+  seed: z.number().int().default(0),
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Methods
+
+export const methods = {
+  'engine.info': {
+    params: empty,
+    result: z.object({
+      executionProvider: z.string(),
+      availableProviders: z.array(z.string()),
+      /** Which engine parts the host could load; the UI disables what is missing. */
+      modules: z.record(z.string(), z.boolean()),
+      dataDir: z.string(),
+      mode: z.enum(['electron', 'browser']),
+    }),
+  },
+  'catalog.list': { params: empty, result: z.object({ types: z.array(nodeTypeInfoSchema) }) },
+  'templates.list': {
+    params: empty,
+    result: z.object({
+      templates: z.array(
+        z.object({ id: z.string(), name: z.string(), nodeCount: z.number().int(), types: z.array(z.string()) }),
+      ),
+    }),
+  },
+  'templates.get': {
+    params: z.object({ id: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a template id is a file name without folders') }),
+    result: z.object({ document: graphDocumentWireSchema }),
+  },
+  'graph.validate': {
+    params: z.object({ document: graphDocumentWireSchema }),
+    result: z.object({ diagnostics: z.array(diagnosticSchema) }),
+  },
+  'graph.open': {
+    params: z.discriminatedUnion('source', [fromDialog, fromPath, uploadedText]),
+    /** `cancelled` when the user closed the dialog. */
+    result: z.union([
+      z.object({ cancelled: z.literal(true) }),
+      z.object({ cancelled: z.literal(false), document: graphDocumentWireSchema, name: z.string(), path: z.string().optional() }),
+    ]),
+  },
+  'graph.save': {
+    params: z.object({
+      document: graphDocumentWireSchema,
+      /** dialog: ask where (Electron); path: a path the user picked before; appData: the app's own data folder. */
+      target: z.discriminatedUnion('kind', [
+        z.object({ kind: z.literal('dialog') }),
+        z.object({ kind: z.literal('path'), path: z.string().min(1) }),
+        z.object({ kind: z.literal('appData'), fileName: z.string().min(1) }),
+      ]),
+    }),
+    result: z.union([z.object({ cancelled: z.literal(true) }), z.object({ cancelled: z.literal(false), path: z.string() })]),
+  },
+  'autosave.write': {
+    params: z.object({ document: graphDocumentWireSchema }),
+    result: z.object({ savedAt: z.string() }),
+  },
+  'autosave.recover': {
+    params: empty,
+    result: z.object({
+      found: z.union([z.null(), z.object({ document: graphDocumentWireSchema, savedAt: z.string() })]),
+    }),
+  },
+  'autosave.clear': { params: empty, result: empty },
+  'model.importOnnx': {
+    params: z.discriminatedUnion('source', [fromDialog, fromPath, uploadedBytes]),
+    result: z.union([
+      z.object({ cancelled: z.literal(true) }),
+      z.object({
+        cancelled: z.literal(false),
+        name: z.string(),
+        /** Where the model now lives (the app's data folder for uploads, the picked path otherwise). */
+        path: z.string(),
+        sha256: z.string(),
+        opset: z.number().int(),
+        inputs: z.array(importedPort),
+        outputs: z.array(importedPort),
+        parameterCount: z.number().int(),
+      }),
+    ]),
+  },
+  'run.start': {
+    params: z.object({
+      document: graphDocumentWireSchema,
+      /** Node ids whose outputs are wanted; empty = every output node. */
+      outputs: z.array(nodeId).default([]),
+    }),
+    result: jobId,
+  },
+  'run.cancel': { params: jobId, result: empty },
+  'compare.start': {
+    params: z.object({
+      document: graphDocumentWireSchema,
+      /** Replace node `nodeId` with each candidate type in turn and run all variants on the same inputs. */
+      nodeId,
+      candidates: z.array(z.object({ type: z.string().min(1), params: z.record(z.string(), z.unknown()).default({}) })).min(1),
+    }),
+    result: jobId,
+  },
+  'train.start': { params: z.object({ document: graphDocumentWireSchema, config: trainConfig }), result: jobId },
+  'train.pause': { params: jobId, result: empty },
+  'train.resume': { params: jobId, result: empty },
+  'train.stop': { params: jobId, result: empty },
+  'export.start': {
+    params: z.object({
+      document: graphDocumentWireSchema,
+      format: z.enum(['bundle', 'fused-onnx', 'peft-adapters', 'server-repository']),
+      target: z.discriminatedUnion('kind', [
+        z.object({ kind: z.literal('dialog') }),
+        z.object({ kind: z.literal('appData'), folderName: z.string().min(1) }),
+      ]),
+    }),
+    result: jobId,
+  },
+} as const;
+
+export type MethodName = keyof typeof methods;
+export const METHOD_NAMES = Object.keys(methods) as MethodName[];
+export type Params<M extends MethodName> = z.input<(typeof methods)[M]['params']>;
+export type ParsedParams<M extends MethodName> = z.output<(typeof methods)[M]['params']>;
+export type Result<M extends MethodName> = z.output<(typeof methods)[M]['result']>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Events (host → renderer)
+
+const tensorSummary = z.object({ dtype: z.string(), dims: z.array(z.number()), preview: z.string().optional() });
+
+export const runEventSchema = z.object({
+  channel: z.literal('run.event'),
+  id: z.string(),
+  type: z.enum(['started', 'progress', 'computed', 'cached', 'error', 'result', 'cancelled']),
+  node: z.string().optional(),
+  /** progress: done/total steps inside a node (generation, diffusion). */
+  done: z.number().optional(),
+  total: z.number().optional(),
+  ms: z.number().optional(),
+  message: z.string().optional(),
+  outputs: z.record(z.string(), tensorSummary).optional(),
+  /** result: decoded text or a PNG as a data URL, per output node. */
+  text: z.string().optional(),
+  imageDataUrl: z.string().optional(),
+});
+
+export const trainEventSchema = z.object({
+  channel: z.literal('train.event'),
+  id: z.string(),
+  type: z.enum(['started', 'step', 'checkpoint', 'paused', 'resumed', 'stopped', 'done', 'error']),
+  step: z.number().int().optional(),
+  totalSteps: z.number().int().optional(),
+  loss: z.number().optional(),
+  learningRate: z.number().optional(),
+  checkpointPath: z.string().optional(),
+  message: z.string().optional(),
+});
+
+export const exportEventSchema = z.object({
+  channel: z.literal('export.event'),
+  id: z.string(),
+  type: z.enum(['started', 'progress', 'done', 'error']),
+  message: z.string().optional(),
+  path: z.string().optional(),
+});
+
+export const hostEventSchema = z.discriminatedUnion('channel', [runEventSchema, trainEventSchema, exportEventSchema]);
+
+export type RunEvent = z.infer<typeof runEventSchema>;
+export type TrainEvent = z.infer<typeof trainEventSchema>;
+export type ExportEvent = z.infer<typeof exportEventSchema>;
+export type HostEvent = z.infer<typeof hostEventSchema>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Envelopes: identical on both transports. Errors are data, not exceptions (IPC drops custom Error fields).
+
+export const ERROR_CODES = ['invalid-request', 'not-available', 'file-policy', 'not-found', 'invalid-file', 'failed'] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface HostError {
+  code: ErrorCode;
+  message: string;
+}
+
+export type Reply<M extends MethodName = MethodName> =
+  | { ok: true; result: Result<M> }
+  | { ok: false; error: HostError };
+
+export const replySchema = z.union([
+  z.object({ ok: z.literal(true), result: z.unknown() }),
+  z.object({ ok: z.literal(false), error: z.object({ code: z.enum(ERROR_CODES), message: z.string() }) }),
+]);
+
+/** WebSocket frames. */
+export const wsRequestSchema = z.object({ kind: z.literal('request'), id: z.number().int(), method: z.string(), params: z.unknown() });
+export type WsRequest = z.infer<typeof wsRequestSchema>;
+export type WsFrame =
+  | { kind: 'reply'; id: number; reply: Reply }
+  | { kind: 'event'; event: HostEvent };
+
+/** What the Electron preload exposes as `window.composer`. */
+export interface ComposerBridge {
+  invoke(method: string, params: unknown): Promise<Reply>;
+  onEvent(listener: (event: HostEvent) => void): () => void;
+}
+
+/** Shared types the renderer uses. */
+export type NodeTypeInfoWire = z.infer<typeof nodeTypeInfoSchema>;
+export type PortSpecWire = z.infer<typeof portSpecSchema>;
+export type ParamInfoWire = z.infer<typeof paramInfoSchema>;
+export type GraphDocumentWire = z.infer<typeof graphDocumentWireSchema>;
+export type Diagnostic = z.infer<typeof diagnosticSchema>;
+export type TrainConfig = z.input<typeof trainConfig>;
+
+/** Turns a zod error into one line naming the fields, e.g. `nodes[2].type: expected string`. */
+export function describeZodError(error: z.ZodError, what: string): string {
+  const parts = error.issues.slice(0, 5).map((issue) => {
+    let path = '';
+    for (const key of issue.path) path += typeof key === 'number' ? `[${key}]` : path ? `.${String(key)}` : String(key);
+    return `${path || '(root)'}: ${issue.message}`;
+  });
+  const more = error.issues.length > 5 ? ` (and ${error.issues.length - 5} more)` : '';
+  return `${what}: ${parts.join('; ')}${more}`;
+}

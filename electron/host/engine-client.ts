@@ -1,0 +1,97 @@
+// The host's handle on the engine worker: request/reply by id, events fanned out to listeners, and a fresh worker
+// after a crash (a native fault in ORT must not take the host down with it).
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { HostEvent } from './contract.js';
+import type { WorkerMessage, WorkerOp, WorkerReply } from './worker-protocol.js';
+
+export class EngineFailure extends Error {
+  constructor(readonly code: 'not-available' | 'invalid-file' | 'failed' | 'not-found', message: string) {
+    super(message);
+    this.name = 'EngineFailure';
+  }
+}
+
+/**
+ * The worker to start. From source (tsx), a small bootstrap registers tsx's loader inside the worker and then
+ * imports worker.ts (`--import tsx` in execArgv is not honoured by worker threads on Node 20). In the bundle,
+ * worker.js sits beside the host code or under host/.
+ */
+function createWorker(): Worker {
+  const ts = new URL('./worker.ts', import.meta.url);
+  if (import.meta.url.endsWith('.ts') && existsSync(fileURLToPath(ts))) {
+    const tsxApi = createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs');
+    const boot = `import(${JSON.stringify(pathToFileURL(tsxApi).href)}).then((m) => { m.register(); return import(${JSON.stringify(ts.href)}); })`;
+    return new Worker(boot, { eval: true });
+  }
+  for (const candidate of ['./worker.js', './host/worker.js']) {
+    const url = new URL(candidate, import.meta.url);
+    if (existsSync(fileURLToPath(url))) return new Worker(url);
+  }
+  throw new EngineFailure('failed', `the engine worker is missing next to ${fileURLToPath(import.meta.url)}`);
+}
+
+export class EngineClient {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly listeners = new Set<(event: HostEvent) => void>();
+
+  onEvent(listener: (event: HostEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  call(op: WorkerOp, args: unknown = {}): Promise<unknown> {
+    const worker = this.ensureWorker();
+    const id = this.nextId++;
+    // Keep the process alive while a request is in flight; an idle worker must not (tests, shutdown).
+    if (this.pending.size === 0) worker.ref();
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, op, args });
+    });
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = null;
+    if (worker) await worker.terminate();
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const worker = createWorker();
+    worker.on('message', (message: WorkerMessage) => this.receive(message));
+    worker.on('error', (e) => this.failAll(`the engine worker crashed: ${e.message}`));
+    worker.on('exit', (code) => {
+      if (this.worker === worker) this.worker = null;
+      if (code !== 0) this.failAll(`the engine worker exited with code ${code}`);
+    });
+    worker.unref();
+    this.worker = worker;
+    return worker;
+  }
+
+  private receive(message: WorkerMessage): void {
+    if (message.kind === 'event') {
+      for (const listener of this.listeners) listener(message.event);
+      return;
+    }
+    const reply: WorkerReply = message.reply;
+    const waiter = this.pending.get(reply.id);
+    if (!waiter) return;
+    this.pending.delete(reply.id);
+    if (this.pending.size === 0) this.worker?.unref();
+    if (reply.ok) waiter.resolve(reply.result);
+    else waiter.reject(new EngineFailure(reply.code, reply.message));
+  }
+
+  private failAll(message: string): void {
+    for (const waiter of this.pending.values()) waiter.reject(new EngineFailure('failed', message));
+    this.pending.clear();
+  }
+}

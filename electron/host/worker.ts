@@ -1,0 +1,199 @@
+// Engine worker bootstrap: runs in a worker_threads thread (ORT's session.run blocks its thread) and loads the
+// engine modules on demand. A module that does not exist yet answers "not available yet"; nothing is faked.
+
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parentPort } from 'node:worker_threads';
+import { describeZodError, graphDocumentWireSchema, type Diagnostic, type HostEvent } from './contract.js';
+import { ENGINE_MODULES, type EngineModuleName, type WorkerMessage, type WorkerReply, type WorkerRequest } from './worker-protocol.js';
+import { loadModel } from '../onnx/proto.js';
+import { tensorSize } from '../onnx/ir.js';
+
+class WorkerFailure extends Error {
+  constructor(readonly code: 'not-available' | 'invalid-file' | 'failed' | 'not-found', message: string) {
+    super(message);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Engine module loading
+
+const loaded = new Map<EngineModuleName, Record<string, unknown>>();
+
+/** The module's file next to this one: `.ts` when running from source (tsx), `.js` in the bundle. */
+function moduleUrl(name: EngineModuleName): URL | null {
+  const base = `../${ENGINE_MODULES[name].file}`;
+  for (const ext of ['.ts', '.js']) {
+    const url = new URL(base + ext, import.meta.url);
+    if (existsSync(fileURLToPath(url))) return url;
+  }
+  return null;
+}
+
+function isAvailable(name: EngineModuleName): boolean {
+  return moduleUrl(name) !== null;
+}
+
+async function engineModule(name: EngineModuleName): Promise<Record<string, unknown>> {
+  const cached = loaded.get(name);
+  if (cached) return cached;
+  const spec = ENGINE_MODULES[name];
+  const url = moduleUrl(name);
+  if (!url) {
+    throw new WorkerFailure('not-available', `not available yet: the ${name} engine (electron/${spec.file}.ts) is not part of this build`);
+  }
+  const mod = (await import(url.href)) as Record<string, unknown>;
+  for (const exp of spec.exports) {
+    if (mod[exp] === undefined) {
+      throw new WorkerFailure('not-available', `not available yet: electron/${spec.file}.ts does not export '${exp}'`);
+    }
+  }
+  loaded.set(name, mod);
+  return mod;
+}
+
+function fn<T extends (...args: never[]) => unknown>(mod: Record<string, unknown>, name: string): T {
+  const value = mod[name];
+  if (typeof value !== 'function') throw new WorkerFailure('not-available', `not available yet: '${name}' is not a function`);
+  return value as T;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Operations
+
+async function probe(): Promise<unknown> {
+  const ort = await import('onnxruntime-node');
+  const backends = ort.listSupportedBackends().map((b) => b.name);
+  // The binary listing a provider does not mean the device exists; the engine's session pool decides. Until it
+  // reports otherwise the host says what it will actually use: the CPU, or COMPOSER_EP when the user asked.
+  const requested = process.env.COMPOSER_EP;
+  const preferred = requested && backends.includes(requested as never) ? requested : 'cpu';
+  const modules: Record<string, boolean> = {};
+  for (const name of Object.keys(ENGINE_MODULES) as EngineModuleName[]) modules[name] = isAvailable(name);
+  return { executionProvider: preferred, availableProviders: backends, modules };
+}
+
+async function catalogList(): Promise<unknown> {
+  const mod = await engineModule('catalog');
+  return { types: fn<() => unknown[]>(mod, 'listNodeTypes')() };
+}
+
+/** Structure first (the contract's wire shape), then the engine's own parser (migrations, strict fields). */
+async function documentParse(args: { name: string; text: string }): Promise<unknown> {
+  let json: unknown;
+  try {
+    json = JSON.parse(args.text);
+  } catch (e) {
+    throw new WorkerFailure('invalid-file', `'${args.name}' is not valid JSON: ${(e as Error).message}`);
+  }
+  let document: unknown = json;
+  if (isAvailable('document')) {
+    const parse = fn<(raw: unknown, fileName: string) => unknown>(await engineModule('document'), 'graphDocumentFromJson');
+    try {
+      document = parse(json, args.name);
+    } catch (e) {
+      throw new WorkerFailure('invalid-file', e instanceof Error ? e.message : String(e));
+    }
+  }
+  const wire = graphDocumentWireSchema.safeParse(document);
+  if (!wire.success) throw new WorkerFailure('invalid-file', describeZodError(wire.error, `'${args.name}' is not a Composer graph`));
+  return { document: wire.data };
+}
+
+async function documentValidate(args: { document: unknown }): Promise<unknown> {
+  const toDocument = fn<(raw: unknown, fileName: string) => unknown>(await engineModule('document'), 'graphDocumentFromJson');
+  let document: unknown;
+  try {
+    document = toDocument(args.document, 'graph');
+  } catch (e) {
+    const diagnostics: Diagnostic[] = [{ severity: 'error', message: e instanceof Error ? e.message : String(e) }];
+    return { diagnostics };
+  }
+  const validate = fn<(doc: unknown) => Diagnostic[]>(await engineModule('validate'), 'validateDocument');
+  return { diagnostics: validate(document) };
+}
+
+function onnxInspect(args: { path: string }): unknown {
+  const bytes = readFileSync(args.path);
+  const model = loadModel(args.path);
+  const ports = (values: typeof model.graph.inputs) => values.map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape }));
+  const initializerNames = new Set(model.graph.initializers.keys());
+  let parameterCount = 0;
+  for (const t of model.graph.initializers.values()) parameterCount += tensorSize(t.dims);
+  return {
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    opset: model.opsets[''] ?? 0,
+    // Old exporters list initializers among the inputs; they are weights, not ports.
+    inputs: ports(model.graph.inputs.filter((v) => !initializerNames.has(v.name))),
+    outputs: ports(model.graph.outputs),
+    parameterCount,
+  };
+}
+
+/** Jobs (runs, trainings, exports) the engine reports on through events. */
+function emit(event: HostEvent): void {
+  post({ kind: 'event', event });
+}
+
+const JOB_CHANNEL = { run: 'run.event', compare: 'run.event', train: 'train.event', export: 'export.event' } as const;
+
+/**
+ * Starts a job and answers at once with its id; the job reports through events. A missing engine module fails
+ * the request itself, so the user sees "not available yet" right where they pressed the button.
+ */
+async function engineJob(name: 'run' | 'compare' | 'train' | 'export', args: { id: string }): Promise<unknown> {
+  const mod = await engineModule(name);
+  const entry = fn<(args: unknown, emit: (e: HostEvent) => void) => Promise<unknown>>(mod, ENGINE_MODULES[name].exports[0]);
+  entry(args, emit).catch((e: unknown) => {
+    const message = e instanceof Error ? e.message : String(e);
+    emit({ channel: JOB_CHANNEL[name], id: args.id, type: 'error', message } as HostEvent);
+  });
+  return { id: args.id };
+}
+
+async function control(name: 'run' | 'train', op: string, args: unknown): Promise<unknown> {
+  const mod = await engineModule(name);
+  const handler = mod[op];
+  if (typeof handler !== 'function') throw new WorkerFailure('not-available', `not available yet: the ${name} engine has no '${op}'`);
+  return (handler as (a: unknown) => unknown)(args);
+}
+
+async function handle(req: WorkerRequest): Promise<unknown> {
+  switch (req.op) {
+    case 'probe': return probe();
+    case 'catalog.list': return catalogList();
+    case 'document.parse': return documentParse(req.args as { name: string; text: string });
+    case 'document.validate': return documentValidate(req.args as { document: unknown });
+    case 'onnx.inspect': return onnxInspect(req.args as { path: string });
+    case 'run.start': return engineJob('run', req.args as { id: string });
+    case 'compare.start': return engineJob('compare', req.args as { id: string });
+    case 'train.start': return engineJob('train', req.args as { id: string });
+    case 'export.start': return engineJob('export', req.args as { id: string });
+    case 'run.cancel': return control('run', 'cancelRun', req.args);
+    case 'train.pause': return control('train', 'pauseTraining', req.args);
+    case 'train.resume': return control('train', 'resumeTraining', req.args);
+    case 'train.stop': return control('train', 'stopTraining', req.args);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+function post(message: WorkerMessage): void {
+  parentPort?.postMessage(message);
+}
+
+if (!parentPort) throw new Error('electron/host/worker.ts must run in a worker thread');
+
+parentPort.on('message', (req: WorkerRequest) => {
+  handle(req).then(
+    (result) => post({ kind: 'reply', reply: { id: req.id, ok: true, result: result ?? {} } }),
+    (e: unknown) => {
+      const reply: WorkerReply =
+        e instanceof WorkerFailure
+          ? { id: req.id, ok: false, code: e.code, message: e.message }
+          : { id: req.id, ok: false, code: 'failed', message: e instanceof Error ? e.message : String(e) };
+      post({ kind: 'reply', reply });
+    },
+  );
+});

@@ -1,0 +1,18 @@
+// Sandboxed preload (bundled to one CommonJS file): exposes the narrow `window.composer` bridge. Listeners get the
+// event payload only, never the IpcRendererEvent (it would leak `sender`).
+
+import { contextBridge, ipcRenderer } from 'electron';
+import type { ComposerBridge, HostEvent, Reply } from './host/contract.js';
+
+const bridge: ComposerBridge = {
+  invoke: (method: string, params: unknown) => ipcRenderer.invoke('composer:rpc', method, params) as Promise<Reply>,
+  onEvent(listener: (event: HostEvent) => void) {
+    const forward = (_e: unknown, event: HostEvent) => listener(event);
+    ipcRenderer.on('composer:event', forward);
+    return () => {
+      ipcRenderer.off('composer:event', forward);
+    };
+  },
+};
+
+contextBridge.exposeInMainWorld('composer', bridge);

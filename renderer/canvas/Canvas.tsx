@@ -1,0 +1,123 @@
+// The React Flow canvas: store-driven nodes and edges, one isValidConnection, drop-to-add, double-click search.
+
+import {
+  Background,
+  BackgroundVariant,
+  Controls,
+  MiniMap,
+  ReactFlow,
+  useReactFlow,
+  type Connection,
+  type Edge,
+  type IsValidConnection,
+} from '@xyflow/react';
+import { useCallback, useEffect, type DragEvent, type MouseEvent } from 'react';
+import { useShallow } from 'zustand/react/shallow';
+import { registerFit, registerSearchAtCentre } from '../app/actions.js';
+import { connectionProblem, type ComposerEdge, type ComposerNode } from '../store/model.js';
+import { composerStore, useComposer } from '../store/store.js';
+import { ComposerNodeView } from './ComposerNodeView.js';
+import { ShapeEdge } from './ShapeEdge.js';
+import { familyColor } from './theme.js';
+
+// Module level, so React Flow never sees new objects (warning 002).
+const nodeTypes = { composer: ComposerNodeView };
+const edgeTypes = { shape: ShapeEdge };
+const defaultEdgeOptions = { type: 'shape' };
+const proOptions = { hideAttribution: true };
+const fitViewOptions = { maxZoom: 1, padding: 0.2 };
+export const PALETTE_MIME = 'application/x-composer-node-type';
+
+const minimapColor = (n: ComposerNode) => familyColor(composerStore.getState().catalog[n.data.type]?.family);
+
+export function Canvas() {
+  const { nodes, edges, onNodesChange, onEdgesChange, onConnect, beginDrag, endDrag, theme } = useComposer(
+    useShallow((s) => ({
+      nodes: s.nodes,
+      edges: s.edges,
+      onNodesChange: s.onNodesChange,
+      onEdgesChange: s.onEdgesChange,
+      onConnect: s.onConnect,
+      beginDrag: s.beginDrag,
+      endDrag: s.endDrag,
+      theme: s.theme,
+    })),
+  );
+  const flow = useReactFlow<ComposerNode, ComposerEdge>();
+
+  useEffect(() => {
+    registerFit(() => void flow.fitView({ padding: 0.2, duration: 200, maxZoom: 1 }));
+    registerSearchAtCentre(() => {
+      const rect = document.querySelector('.canvas')?.getBoundingClientRect();
+      const screen = rect ? { x: rect.left + rect.width / 2 - 180, y: rect.top + 100 } : { x: 300, y: 200 };
+      composerStore.getState().openSearch({ screen, flow: flow.screenToFlowPosition({ x: screen.x + 180, y: screen.y + 60 }) });
+    });
+  }, [flow]);
+
+  const isValidConnection: IsValidConnection<ComposerEdge> = useCallback((c: Connection | Edge) => {
+    const s = composerStore.getState();
+    return connectionProblem(s.catalog, s.nodes, s.edges, c) === null;
+  }, []);
+
+  const onDragOver = useCallback((e: DragEvent) => {
+    if (e.dataTransfer.types.includes(PALETTE_MIME)) {
+      e.preventDefault();
+      e.dataTransfer.dropEffect = 'copy';
+    }
+  }, []);
+
+  const onDrop = useCallback(
+    (e: DragEvent) => {
+      const type = e.dataTransfer.getData(PALETTE_MIME);
+      if (!type) return;
+      e.preventDefault();
+      const at = flow.screenToFlowPosition({ x: e.clientX, y: e.clientY });
+      composerStore.getState().addNode(type, { x: at.x - 110, y: at.y - 30 });
+    },
+    [flow],
+  );
+
+  const onDoubleClick = useCallback(
+    (e: MouseEvent) => {
+      // Only the empty pane opens search; double-clicking a node keeps React Flow's behaviour.
+      if (!(e.target instanceof Element) || !e.target.classList.contains('react-flow__pane')) return;
+      composerStore.getState().openSearch({
+        screen: { x: e.clientX, y: e.clientY },
+        flow: flow.screenToFlowPosition({ x: e.clientX, y: e.clientY }),
+      });
+    },
+    [flow],
+  );
+
+  return (
+    <div className="canvas" onDragOver={onDragOver} onDrop={onDrop} onDoubleClick={onDoubleClick}>
+      <ReactFlow<ComposerNode, ComposerEdge>
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={nodeTypes}
+        edgeTypes={edgeTypes}
+        defaultEdgeOptions={defaultEdgeOptions}
+        onNodesChange={onNodesChange}
+        onEdgesChange={onEdgesChange}
+        onConnect={onConnect}
+        onNodeDragStart={beginDrag}
+        onNodeDragStop={endDrag}
+        isValidConnection={isValidConnection}
+        deleteKeyCode={null}
+        zoomOnDoubleClick={false}
+        selectionKeyCode="Shift"
+        multiSelectionKeyCode={['Meta', 'Control']}
+        colorMode={theme}
+        minZoom={0.15}
+        maxZoom={2}
+        fitView
+        fitViewOptions={fitViewOptions}
+        proOptions={proOptions}
+      >
+        <Background variant={BackgroundVariant.Dots} gap={20} size={1.2} />
+        <MiniMap pannable zoomable nodeColor={minimapColor} nodeStrokeWidth={0} className="minimap" />
+        <Controls showInteractive={false} />
+      </ReactFlow>
+    </div>
+  );
+}

@@ -1,0 +1,234 @@
+// Right sidebar: the selected node's params (with their docs), freeze toggle, adapters, "Replace with…" and the
+// doc card that explains the component.
+
+import { useState, type CSSProperties } from 'react';
+import { useShallow } from 'zustand/react/shallow';
+import type { ParamInfoWire } from '../../electron/host/contract.js';
+import { FAMILY_LABEL, familyColor } from '../canvas/theme.js';
+import { composerStore, useComposer } from '../store/store.js';
+
+const ADAPTER_METHODS = ['lora', 'qlora', 'prefix', 'prompt', 'ptuning', 'ptuning-v2', 'adapter', 'ia3', 'lora-moe'];
+
+function ParamField({ nodeId, param, value }: { nodeId: string; param: ParamInfoWire; value: unknown }) {
+  const set = (v: unknown) => composerStore.getState().setParam(nodeId, param.name, v);
+  const current = value ?? param.default;
+  let input;
+  if (param.kind === 'bool') {
+    input = <input type="checkbox" checked={current === true} onChange={(e) => set(e.target.checked)} />;
+  } else if (param.kind === 'enum') {
+    input = (
+      <select value={String(current)} onChange={(e) => set(e.target.value)}>
+        {(param.options ?? []).map((o) => (
+          <option key={o}>{o}</option>
+        ))}
+      </select>
+    );
+  } else if ((param.kind === 'int' || param.kind === 'float') && param.options?.length) {
+    // A number that also accepts words such as 'auto'.
+    input = (
+      <input
+        type="text"
+        value={String(current)}
+        onChange={(e) => {
+          const v = e.target.value;
+          set(param.options?.includes(v) ? v : v === '' ? v : Number.isNaN(Number(v)) ? v : Number(v));
+        }}
+      />
+    );
+  } else if (param.kind === 'int' || param.kind === 'float') {
+    input = (
+      <input
+        type="number"
+        value={typeof current === 'number' ? current : ''}
+        min={param.min}
+        max={param.max}
+        step={param.kind === 'int' ? 1 : 'any'}
+        onChange={(e) => set(e.target.value === '' ? null : Number(e.target.value))}
+      />
+    );
+  } else if (param.kind === 'json') {
+    input = <JsonField value={current} onCommit={set} />;
+  } else {
+    input = <input type="text" value={typeof current === 'string' ? current : ''} onChange={(e) => set(e.target.value)} />;
+  }
+  return (
+    <label className="field">
+      <span className="field-name">
+        {param.name}
+        {param.kind !== 'string' && <span className="field-kind">{param.kind}</span>}
+      </span>
+      {input}
+      {param.doc && <span className="field-doc">{param.doc}</span>}
+    </label>
+  );
+}
+
+function JsonField({ value, onCommit }: { value: unknown; onCommit: (v: unknown) => void }) {
+  const [text, setText] = useState(JSON.stringify(value));
+  const [bad, setBad] = useState(false);
+  return (
+    <textarea
+      className={bad ? 'bad' : ''}
+      value={text}
+      rows={2}
+      onChange={(e) => setText(e.target.value)}
+      onBlur={() => {
+        try {
+          onCommit(JSON.parse(text));
+          setBad(false);
+        } catch {
+          setBad(true);
+        }
+      }}
+    />
+  );
+}
+
+export function Inspector() {
+  const selected = useComposer(useShallow((s) => s.nodes.filter((n) => n.selected).map((n) => n.id)));
+  const node = useComposer((s) => (selected.length === 1 ? s.nodes.find((n) => n.id === selected[0]) : undefined));
+  const info = useComposer((s) => (node ? s.catalog[node.data.type] : undefined));
+  const catalogList = useComposer((s) => s.catalogList);
+  const problems = useComposer(useShallow((s) => (node ? s.diagnostics.filter((d) => d.nodeId === node.id) : [])));
+  const [adapterMethod, setAdapterMethod] = useState('lora');
+  const [replaceOpen, setReplaceOpen] = useState(false);
+
+  if (selected.length > 1) {
+    const st = composerStore.getState();
+    return (
+      <aside className="inspector" aria-label="Inspector">
+        <div className="panel-title">{selected.length} nodes selected</div>
+        <div className="inspector-actions">
+          <button onClick={() => st.setFrozen(selected, true)}>Freeze all</button>
+          <button onClick={() => st.setFrozen(selected, false)}>Unfreeze all</button>
+          <button className="danger" onClick={() => st.deleteSelection()}>
+            Delete
+          </button>
+        </div>
+      </aside>
+    );
+  }
+  if (!node) {
+    return (
+      <aside className="inspector" aria-label="Inspector">
+        <div className="panel-title">Inspector</div>
+        <div className="empty-note">Select a node to edit its parameters, freeze it or attach adapters.</div>
+      </aside>
+    );
+  }
+  const st = composerStore.getState();
+  const replacements = catalogList.filter((t) => t.type !== node.data.type && (!info || t.family === info.family));
+
+  return (
+    <aside className="inspector" aria-label="Inspector" style={{ '--family': familyColor(info?.family) } as CSSProperties}>
+      <div className="inspector-head">
+        <span className="family-pill">{FAMILY_LABEL[info?.family ?? ''] ?? 'Unknown'}</span>
+        <h2>{info?.title ?? node.data.type}</h2>
+        <div className="mono muted">
+          {node.id} · {node.data.type} v{node.data.typeVersion}
+        </div>
+      </div>
+
+      {problems.length > 0 && (
+        <ul className="problems">
+          {problems.map((p, i) => (
+            <li key={i} className={p.severity}>
+              <strong>{p.port ? `${p.port}: ` : ''}</strong>
+              {p.message}
+              {p.fix && <div className="fix">Fix: {p.fix}</div>}
+            </li>
+          ))}
+        </ul>
+      )}
+
+      <section className="inspector-section">
+        <label className="toggle">
+          <input
+            type="checkbox"
+            checked={node.data.frozen}
+            onChange={(e) => st.setFrozen([node.id], e.target.checked)}
+            aria-label="Frozen"
+          />
+          <span className="toggle-track" />
+          <span>
+            <strong>Frozen</strong>
+            <span className="field-doc"> weights stay fixed during training</span>
+          </span>
+        </label>
+        <div className="replace">
+          <button onClick={() => setReplaceOpen(!replaceOpen)} disabled={replacements.length === 0}>
+            Replace with…
+          </button>
+          {replaceOpen && (
+            <div className="menu" role="menu">
+              {replacements.map((t) => (
+                <button
+                  key={t.type}
+                  role="menuitem"
+                  onClick={() => {
+                    const dropped = st.replaceNode(node.id, t.type);
+                    setReplaceOpen(false);
+                    st.toast('info', dropped.length ? `Replaced; dropped connections: ${dropped.join(', ')}` : `Replaced with ${t.title}; connections kept`);
+                  }}
+                >
+                  {t.title}
+                  <span className="muted">{t.type}</span>
+                </button>
+              ))}
+            </div>
+          )}
+        </div>
+      </section>
+
+      {info && info.params.length > 0 && (
+        <section className="inspector-section">
+          <h3>Parameters</h3>
+          {info.params.map((p) => (
+            <ParamField key={p.name} nodeId={node.id} param={p} value={node.data.params[p.name]} />
+          ))}
+        </section>
+      )}
+
+      <section className="inspector-section">
+        <h3>Adapters</h3>
+        {node.data.adapters.length === 0 && <div className="muted small">No adapters. Attach one to fine-tune this node cheaply.</div>}
+        {node.data.adapters.map((a) => (
+          <div key={a.id} className="adapter-row">
+            <span className="chip">{a.method.toUpperCase()}</span>
+            <span className="mono">{a.id}</span>
+            <button className="icon" aria-label={`Remove ${a.id}`} onClick={() => st.removeAdapter(node.id, a.id)}>
+              ✕
+            </button>
+          </div>
+        ))}
+        <div className="adapter-add">
+          <select value={adapterMethod} onChange={(e) => setAdapterMethod(e.target.value)} aria-label="Adapter method">
+            {ADAPTER_METHODS.map((m) => (
+              <option key={m}>{m}</option>
+            ))}
+          </select>
+          <button onClick={() => st.addAdapter(node.id, adapterMethod)}>Add adapter</button>
+        </div>
+      </section>
+
+      {info && (
+        <section className="inspector-section doc-card">
+          <h3>About</h3>
+          <p>{info.doc.summary}</p>
+          {info.doc.formula && <pre className="formula">{info.doc.formula}</pre>}
+          {info.doc.details && <p className="muted">{info.doc.details}</p>}
+          {info.doc.usedBy.length > 0 && (
+            <div className="used-by">
+              Used by:{' '}
+              {info.doc.usedBy.map((u) => (
+                <span key={u} className="chip subtle">
+                  {u}
+                </span>
+              ))}
+            </div>
+          )}
+        </section>
+      )}
+    </aside>
+  );
+}
