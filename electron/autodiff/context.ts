@@ -137,6 +137,20 @@ export class VjpContext {
     return axis < 0 ? axis + rank : axis;
   }
 
+  /**
+   * Makes sure optional output j exists on the forward node (e.g. LayerNormalization's Mean, MaxPool's Indices),
+   * naming it after the node and recording its type, and returns its name.
+   */
+  ensureOutput(j: number, base: string, dtype: DType, shape: Dim[] | null): string {
+    const node = this.node;
+    while (node.outputs.length <= j) node.outputs.push('');
+    if (!node.outputs[j]) {
+      node.outputs[j] = this.b.fresh(`${node.name}_${base}`);
+      this.declare(node.outputs[j], dtype, shape);
+    }
+    return node.outputs[j];
+  }
+
   // --- emitting ops ---
   op(opType: string, inputs: string[], attrs: AttrsInput = {}): string {
     return this.b.op(opType, inputs, attrs, { name: `${this.node.name}_grad_${opType}` });

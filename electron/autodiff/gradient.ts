@@ -75,6 +75,18 @@ export function buildGradientGraph(source: Model, opts: GradientOptions): Gradie
   }
 
   const plan = planGradients(graph, infos, opts.wrt, opts.loss);
+  // Check every op on the path first, so a missing rule is reported as such (not as a later rank or type error).
+  const ruleFor = (node: (typeof plan.nodes)[number]) => {
+    const rule = VJP_RULES[node.domain ? `${node.domain}::${node.opType}` : node.opType];
+    if (!rule) {
+      throw new AutodiffError(
+        `${node.opType} node '${node.name}' lies on the gradient path but the op has no gradient rule` +
+          (node.domain ? ` (domain '${node.domain}')` : ''),
+      );
+    }
+    return rule;
+  };
+  for (const node of plan.nodes) ruleFor(node);
   const b = new GraphBuilder(graph);
   const contributions = new Map<string, string[]>();
   const push = (value: string, grad: string) => {
@@ -105,13 +117,7 @@ export function buildGradientGraph(source: Model, opts: GradientOptions): Gradie
     const node = plan.nodes[k];
     const outGrads = node.outputs.map((o) => (o && plan.needed.has(o) ? total(o) : null));
     if (outGrads.every((g) => g === null)) continue;
-    const rule = VJP_RULES[node.domain ? `${node.domain}::${node.opType}` : node.opType];
-    if (!rule) {
-      throw new AutodiffError(
-        `${node.opType} node '${node.name}' lies on the gradient path but the op has no gradient rule` +
-          (node.domain ? ` (domain '${node.domain}')` : ''),
-      );
-    }
+    const rule = ruleFor(node);
     const ctx = new VjpContext(node, b, model.opsets[''], infos, plan.needed, outGrads, graph);
     const inGrads = rule(ctx);
     node.inputs.forEach((inp, i) => {

@@ -3,8 +3,10 @@
 import type { VjpRule } from '../context.js';
 import { elementwiseRules } from './elementwise.js';
 import { linalgRules } from './linalg.js';
+import { miscRules } from './misc.js';
 import { reduceRules } from './reduce.js';
 import { shapeRules } from './shape.js';
+import { spatialRules } from './spatial.js';
 
 function merge(...tables: Array<Record<string, VjpRule>>): Record<string, VjpRule> {
   const all: Record<string, VjpRule> = {};
@@ -16,4 +18,11 @@ function merge(...tables: Array<Record<string, VjpRule>>): Record<string, VjpRul
   return all;
 }
 
-export const VJP_RULES: Record<string, VjpRule> = merge(elementwiseRules, linalgRules, reduceRules, shapeRules);
+export const VJP_RULES: Record<string, VjpRule> = merge(
+  elementwiseRules,
+  linalgRules,
+  reduceRules,
+  shapeRules,
+  spatialRules,
+  miscRules,
+);

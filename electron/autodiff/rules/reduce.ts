@@ -1,5 +1,6 @@
 // VJP rules for reductions, softmax and normalisation.
 
+import { dtypeFromCode } from '../../onnx/ir.js';
 import type { VjpContext, VjpRule } from '../context.js';
 
 /** Axes of a reduction (attribute before opset 18 / 13 for ReduceSum, input after), normalised; null = dynamic. */
@@ -105,14 +106,6 @@ const logSoftmax: VjpRule = (ctx) => {
   return [ctx.op('Sub', [g, ctx.op('Mul', [ctx.op('Exp', [y]), total])])];
 };
 
-/** Makes sure optional outputs exist on the forward node (e.g. LayerNormalization's Mean and InvStdDev). */
-function ensureOutput(ctx: VjpContext, j: number, base: string): string {
-  const node = ctx.node;
-  while (node.outputs.length <= j) node.outputs.push('');
-  if (!node.outputs[j]) node.outputs[j] = ctx.b.fresh(`${node.name}_${base}`);
-  return node.outputs[j];
-}
-
 // LayerNormalization-17: xh = (X − Mean)·Inv; dX = Inv·(gs − mean(gs) − xh·mean(gs·xh)), gs = g·Scale.
 const layerNorm: VjpRule = (ctx) => {
   const g = ctx.gradOut(0)!;
@@ -120,8 +113,14 @@ const layerNorm: VjpRule = (ctx) => {
   const scale = ctx.input(1);
   const rank = ctx.rank(x);
   const axis = ctx.axis(ctx.attrInt('axis', -1), rank);
-  const mean = ensureOutput(ctx, 1, 'mean');
-  const inv = ensureOutput(ctx, 2, 'inv_std');
+  // Mean and InvStdDev have the stash type (float32 by default): bring them to X's dtype (fp16 models).
+  const xShape = ctx.shape(x);
+  const statShape = xShape ? xShape.map((d, i) => (i < axis ? d : 1)) : null;
+  const stashCode = ctx.attrInt('stash_type', 1);
+  const asX = (t: string) => (stashCode === ctx.dtypeCode(x) ? t : ctx.op('Cast', [t], { to: ctx.dtypeCode(x) }));
+  const stash = dtypeFromCode(stashCode, `${ctx.node.opType} node '${ctx.node.name}' stash_type`);
+  const mean = asX(ctx.ensureOutput(1, 'mean', stash, statShape));
+  const inv = asX(ctx.ensureOutput(2, 'inv_std', stash, statShape));
   const normAxes = Array.from({ length: rank - axis }, (_, i) => axis + i);
   const outerAxes = Array.from({ length: axis }, (_, i) => i);
   const xh = ctx.op('Mul', [ctx.op('Sub', [x, mean]), inv]);

@@ -38,14 +38,14 @@ const split: VjpRule = (ctx) => {
 };
 
 /** Flat positions of X, shaped like X (int64). */
-function iota(ctx: VjpContext, x: string): string {
+export function iota(ctx: VjpContext, x: string): string {
   const size = ctx.op('Size', [x]);
   const range = ctx.op('Range', [ctx.b.constant('int64', [], [0]), size, ctx.b.constant('int64', [], [1])]);
   return ctx.op('Reshape', [range, ctx.op('Shape', [x])]);
 }
 
 /** Scatter-adds a cotangent back to X's flat positions selected by `positions` (same shape as the cotangent). */
-function scatterBack(ctx: VjpContext, positions: string, g: string): string {
+export function scatterBack(ctx: VjpContext, positions: string, g: string): string {
   const x = ctx.input(0);
   const flatZeros = ctx.op('ConstantOfShape', [ctx.op('Reshape', [ctx.op('Size', [x]), ctx.b.ints([1])])], {
     value: tensorFromNumbers(ctx.dtype(x), [1], [0]),
@@ -79,7 +79,8 @@ const gather: VjpRule = (ctx) => {
   const idx = ctx.input(1);
   const g = ctx.gradOut(0)!;
   // Negative indices count from the end, as Gather allows.
-  const rows = ctx.op('Cast', [ctx.op('Gather', [ctx.op('Shape', [x]), ctx.b.ints([0])])], { to: ctx.dtypeCode(idx) });
+  // A rank-0 row count, so a scalar index stays a scalar (a [1] here would add an axis to the scatter indices).
+  const rows = ctx.op('Cast', [ctx.op('Gather', [ctx.op('Shape', [x]), ctx.b.constant('int64', [], [0])])], { to: ctx.dtypeCode(idx) });
   const zeroIdx = ctx.op('Cast', [ctx.b.constant('int64', [], [0])], { to: ctx.dtypeCode(idx) });
   const positive = ctx.op('Where', [ctx.op('Less', [idx, zeroIdx]), ctx.op('Add', [idx, rows]), idx]);
   const indices = ctx.op('Unsqueeze', [ctx.op('Cast', [positive], { to: 7 }), ctx.b.ints([-1])]);

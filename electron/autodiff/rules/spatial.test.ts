@@ -1,0 +1,15 @@
+// Finite-difference checks of the spatial VJP rules (cases in rule-cases.ts).
+
+import { describe, expect, it } from 'vitest';
+import { SPATIAL_CASES } from './rule-cases.js';
+import { checkRuleCase } from './rule-check.js';
+
+describe('spatial VJP rules match central finite differences', () => {
+  for (const c of SPATIAL_CASES) {
+    it(c.name, async () => {
+      const result = await checkRuleCase(c);
+      expect(result.failures).toEqual([]);
+      expect(result.compared).toBeGreaterThan(0);
+    });
+  }
+});
