@@ -10,6 +10,7 @@ import { nodeTypes as outputProjectors } from './output-projectors.js';
 import { nodeTypes as io } from './io.js';
 import { nodeTypes as prompts } from './prompts.js';
 import { nodeTypes as imported } from './imported.js';
+import { nodeTypes as text } from './text.js';
 
 export class CatalogError extends Error {
   override name = 'CatalogError';
@@ -213,6 +214,7 @@ export const defaultCatalog = new Catalog([
   ...outputProjectors,
   ...io,
   ...prompts,
+  ...text,
   ...imported,
 ]);
 

@@ -120,7 +120,17 @@ export const DecoderParams = z.object({
   rope_theta: z.number().positive().optional(),
   tie_word_embeddings: z.boolean().optional(),
   init_std: z.number().positive().default(0.02),
+  // Generation (used when the `text` output is connected); they never change the built model.
+  max_new_tokens: z.number().int().positive().max(4096).default(16),
+  temperature: z.number().nonnegative().default(0),
+  top_k: z.number().int().nonnegative().default(0),
+  top_p: z.number().positive().max(1).default(1),
+  sample_seed: z.number().int().nonnegative().default(0),
+  use_cache: z.boolean().default(true),
+  tokenizer: z.string().default('builtin'),
 });
+/** Params that only steer generation: excluded from the build key so changing them reuses the session. */
+export const GENERATION_PARAMS = ['max_new_tokens', 'temperature', 'top_k', 'top_p', 'sample_seed', 'use_cache', 'tokenizer'] as const;
 export type DecoderParamsInput = z.input<typeof DecoderParams>;
 export type DecoderParamsValue = z.output<typeof DecoderParams>;
 
@@ -143,6 +153,13 @@ const DECODER_PARAM_DOCS: Record<keyof DecoderParamsValue, string> = {
   rope_theta: 'Rotary base θ (llama only). Default 10000.',
   tie_word_embeddings: 'Use the word embedding as the LM head. Default: true for gpt2/opt, false for llama.',
   init_std: 'Std of the N(0, σ²) initialisation of linear and embedding weights (HF initializer_range).',
+  max_new_tokens: 'Generation: at most this many new tokens (stops earlier at </s>).',
+  temperature: 'Generation: softmax temperature; 0 = greedy decoding.',
+  top_k: 'Generation: sample only among the k most likely tokens (0 = off).',
+  top_p: 'Generation: nucleus sampling, keep the most likely tokens up to probability p (1 = off).',
+  sample_seed: 'Generation: seed of the sampling RNG (sampling is reproducible for a seed).',
+  use_cache: 'Generation: reuse keys/values of earlier positions (KV cache) instead of re-running the whole sequence.',
+  tokenizer: "Generation: tokenizer used to turn generated ids into text ('builtin' or a tokenizer.json path).",
 };
 
 /** Resolves preset + overrides into concrete dims, checking every constraint with a message naming the param. */
@@ -740,11 +757,13 @@ function decoderPorts(cfg: DecoderConfig | null): { inputs: PortSpec[]; outputs:
   const inputs: PortSpec[] = [
     { name: 'inputs_embeds', kind: 'embeds', shape: ['B', 'S', D], doc: 'Token (and image) embeddings of the new positions.' },
     { name: 'attention_mask', kind: 'mask', shape: ['B', 'P+S'], doc: 'Padding mask over past and new positions (1 = attend).' },
-    { name: 'position_ids', kind: 'any', shape: ['B', 'S'], doc: 'int64 positions of the new tokens: cumsum(mask) − 1, last S.' },
+    { name: 'position_ids', kind: 'any', shape: ['B', 'S'], optional: true, doc: 'int64 positions of the new tokens: cumsum(mask) − 1, last S (computed from the mask when not connected).' },
   ];
   const outputs: PortSpec[] = [
     { name: 'logits', kind: 'logits', shape: ['B', 'S', V], doc: 'Next-token scores at every new position.' },
     { name: 'last_hidden_state', kind: 'embeds', shape: ['B', 'S', D], doc: 'Final-norm hidden states (output projectors read these).' },
+    { name: 'text', kind: 'text', doc: 'Generated answer (autoregressive decoding with the generation params).' },
+    { name: 'generated_ids', kind: 'tokens', shape: ['B', 'G'], doc: 'Token ids of the generated answer (without the stop token).' },
   ];
   const layers = cfg?.numLayers ?? 1;
   for (let i = 0; i < layers; i++) {

@@ -1,0 +1,536 @@
+// The interactive executor (DESIGN.md §6): pull-based over the graph document, one ORT session per ONNX node,
+// outputs cached by content key (type, version, params, weights, adapters, seed and the keys of the inputs), so an
+// identical re-run computes nothing and a projector swap recomputes only the projector and what follows it.
+
+import { isAbsolute, resolve } from 'node:path';
+import type * as ort from 'onnxruntime-node';
+import { type Tensor, tensorToNumbers } from '../onnx/ir.js';
+import { type ExecutionProvider, createSession, runSession } from '../onnx/ort.js';
+import { readSafetensors } from '../onnx/safetensors.js';
+import { type Catalog, defaultCatalog, portsOf } from '../nodes/catalog.js';
+import { GENERATION_PARAMS, DecoderParams, resolveDecoderConfig, headDim, WORD_EMBEDDING } from '../nodes/llms.js';
+import type { NodeTypeDef, OnnxFragment, PortSpec } from '../nodes/types.js';
+import { OutputCache, type CachedValue } from './cache.js';
+import type { DocNode, GraphDocument } from './document.js';
+import { embedFromTable, generate } from './generate.js';
+import { type HostStep, type HostStepContext, hostSteps as ioHostSteps } from './host-steps/io.js';
+import { textHostSteps, tokenizerFor } from './host-steps/text.js';
+import { hashKey, nodeSeed } from './keys.js';
+import { type Diagnostic, hasErrors, validateDocument } from './validate.js';
+import { type NodeShapes, resolveNodes, resolveShapes } from './widths.js';
+
+export type Value = CachedValue;
+
+export type RunEvent =
+  | { type: 'started'; node: string; nodeType: string }
+  | { type: 'progress'; node: string; step: number; total: number; detail?: string }
+  | { type: 'computed'; node: string; ms: number }
+  | { type: 'cached'; node: string }
+  | { type: 'error'; node: string; message: string };
+
+export interface RunInput {
+  path?: string;
+  bytes?: Uint8Array;
+  text?: string;
+}
+
+export interface RunOptions {
+  /** Folder that relative paths in the document resolve against (the graph file's folder). */
+  baseDir: string;
+  /** Node ids whose outputs are wanted; default: every node no other node reads from. */
+  targets?: string[];
+  /** Run-time data for input nodes (a dropped image, a typed prompt), by node id. */
+  inputs?: Record<string, RunInput>;
+  signal?: AbortSignal;
+  onEvent?: (e: RunEvent) => void;
+}
+
+export interface RunResult {
+  /** Outputs of every node that ran or came from the cache, by node id then port. */
+  outputs: Record<string, Record<string, Value>>;
+  computed: string[];
+  cached: string[];
+  /** Milliseconds per computed node. */
+  timings: Record<string, number>;
+  totalMs: number;
+}
+
+export class RunError extends Error {
+  override name = 'RunError';
+  constructor(
+    message: string,
+    readonly nodeId?: string,
+    readonly diagnostics: Diagnostic[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export class RunCancelled extends Error {
+  override name = 'RunCancelled';
+}
+
+export interface ExecutorOptions {
+  catalog?: Catalog;
+  /** Output cache budget in bytes (default 1 GiB). */
+  cacheBytes?: number;
+  /** Preferred execution providers, best first; the executor falls back to CPU. */
+  executionProviders?: ExecutionProvider[];
+  /** How many built node sessions to keep. */
+  maxSessions?: number;
+}
+
+interface BuiltNode {
+  fragment: OnnxFragment;
+  session: ort.InferenceSession;
+}
+
+const HOST_STEPS: Record<string, HostStep> = { ...ioHostSteps, ...textHostSteps };
+
+export class Executor {
+  readonly catalog: Catalog;
+  readonly cache: OutputCache;
+  private readonly built = new Map<string, Promise<BuiltNode>>();
+  private readonly maxSessions: number;
+  private readonly providers: ExecutionProvider[];
+
+  constructor(opts: ExecutorOptions = {}) {
+    this.catalog = opts.catalog ?? defaultCatalog;
+    this.cache = new OutputCache(opts.cacheBytes);
+    this.maxSessions = opts.maxSessions ?? 48;
+    this.providers = opts.executionProviders ?? ['cpu'];
+  }
+
+  get executionProviders(): ExecutionProvider[] {
+    return [...this.providers];
+  }
+
+  async run(doc: GraphDocument, opts: RunOptions): Promise<RunResult> {
+    const started = performance.now();
+    const diagnostics = validateDocument(doc, this.catalog);
+    if (hasErrors(diagnostics)) {
+      const first = diagnostics.find((d) => d.severity === 'error')!;
+      const where = first.nodeId ? `node '${first.nodeId}'${first.port ? ` port '${first.port}'` : ''}: ` : '';
+      throw new RunError(`the graph is not valid: ${where}${first.message}`, first.nodeId, diagnostics);
+    }
+    const plan = new RunPlan(doc, this.catalog, opts);
+    const result: RunResult = { outputs: {}, computed: [], cached: [], timings: {}, totalMs: 0 };
+    const keys = new Map<string, string>();
+    for (const id of plan.order) {
+      if (opts.signal?.aborted) throw new RunCancelled('run cancelled');
+      const node = plan.node(id);
+      const key = this.contentKey(plan, node, keys, opts);
+      keys.set(id, key);
+      const hit = this.cache.get(key);
+      if (hit) {
+        result.outputs[id] = hit;
+        result.cached.push(id);
+        opts.onEvent?.({ type: 'cached', node: id });
+        continue;
+      }
+      opts.onEvent?.({ type: 'started', node: id, nodeType: node.type });
+      const t0 = performance.now();
+      try {
+        const inputs = plan.inputValues(id, result.outputs);
+        const outputs = await this.execute(plan, node, inputs, opts);
+        this.cache.set(key, outputs);
+        result.outputs[id] = outputs;
+      } catch (e) {
+        if (e instanceof RunCancelled || opts.signal?.aborted) throw new RunCancelled('run cancelled');
+        const message = e instanceof Error ? e.message : String(e);
+        opts.onEvent?.({ type: 'error', node: id, message });
+        if (e instanceof RunError && e.nodeId) throw e;
+        throw new RunError(`node '${id}' (${node.type}): ${message}`, id);
+      }
+      const ms = performance.now() - t0;
+      result.timings[id] = ms;
+      result.computed.push(id);
+      opts.onEvent?.({ type: 'computed', node: id, ms });
+    }
+    result.totalMs = performance.now() - started;
+    return result;
+  }
+
+  /** Hash of everything that determines a node's outputs. */
+  private contentKey(plan: RunPlan, node: DocNode, keys: Map<string, string>, opts: RunOptions): string {
+    const inputs: Record<string, string> = {};
+    for (const e of plan.incoming(node.id)) inputs[e.to.port] = `${keys.get(e.from.node)}:${e.from.port}`;
+    const runInput = opts.inputs?.[node.id];
+    return hashKey({
+      build: plan.buildIdentity(node.id),
+      generation: plan.generationParams(node.id),
+      inputs,
+      wanted: plan.wantedPorts(node.id),
+      runInput: runInput
+        ? { path: runInput.path, text: runInput.text, bytes: runInput.bytes ? hashKey(Array.from(runInput.bytes.subarray(0, 4096))) + runInput.bytes.length : undefined }
+        : undefined,
+    });
+  }
+
+  private async execute(plan: RunPlan, node: DocNode, inputs: Record<string, Value>, opts: RunOptions): Promise<Record<string, Value>> {
+    const def = plan.def(node.id);
+    if (def.host) {
+      const step = HOST_STEPS[def.host];
+      if (!step) throw new RunError(`node '${node.id}' (${node.type}): host step '${def.host}' is not available`, node.id);
+      const ctx: HostStepContext = { nodeId: node.id, baseDir: opts.baseDir, runInput: opts.inputs?.[node.id] };
+      return step(plan.params(node.id), inputs, ctx);
+    }
+    const built = await this.build(plan, node.id);
+    const wanted = plan.wantedPorts(node.id);
+    const generating = node.type === 'llm.decoder' && (wanted.includes('text') || wanted.includes('generated_ids'));
+    const feeds = this.feedsFor(plan, node.id, built, inputs);
+    const out: Record<string, Value> = {};
+    const graphOutputs = built.fragment.graph.outputs.map((o) => o.name);
+    const direct = wanted.filter((p) => graphOutputs.includes(p));
+    if (direct.length) {
+      const res = await runSession(built.session, feeds, direct);
+      Object.assign(out, res);
+    }
+    if (generating) Object.assign(out, await this.generateText(plan, node.id, built, feeds, opts));
+    return out;
+  }
+
+  /** Feeds for a fragment: edge values, plus the defaults a decoder expects (positions, empty past, full mask). */
+  private feedsFor(plan: RunPlan, id: string, built: BuiltNode, inputs: Record<string, Value>): Record<string, Tensor> {
+    const feeds: Record<string, Tensor> = {};
+    for (const inp of built.fragment.graph.inputs) {
+      const v = inputs[inp.name];
+      if (v !== undefined) {
+        if (typeof v === 'string') throw new RunError(`node '${id}': port '${inp.name}' expects a tensor but received text`, id);
+        feeds[inp.name] = v;
+      }
+    }
+    const embeds = feeds.inputs_embeds;
+    for (const inp of built.fragment.graph.inputs) {
+      if (feeds[inp.name]) continue;
+      const name = inp.name;
+      if (name === 'attention_mask' && embeds) {
+        const [B, S] = embeds.dims;
+        feeds[name] = { dtype: 'int64', dims: [B, S], data: new BigInt64Array(B * S).fill(1n) };
+      } else if (name === 'position_ids' && embeds) {
+        feeds[name] = positionIds(feeds.attention_mask, embeds.dims[0], embeds.dims[1]);
+      } else if (name.startsWith('past_key_values.') && embeds) {
+        const shape = inp.shape ?? [];
+        const kvH = typeof shape[1] === 'number' ? shape[1] : 1;
+        const hd = typeof shape[3] === 'number' ? shape[3] : 1;
+        feeds[name] = { dtype: 'float32', dims: [embeds.dims[0], kvH, 0, hd], data: new Float32Array(0) };
+      } else {
+        throw new RunError(`node '${id}': input port '${name}' is not connected`, id);
+      }
+    }
+    return feeds;
+  }
+
+  private async generateText(
+    plan: RunPlan,
+    id: string,
+    built: BuiltNode,
+    feeds: Record<string, Tensor>,
+    opts: RunOptions,
+  ): Promise<Record<string, Value>> {
+    const params = DecoderParams.parse(plan.params(id));
+    const cfg = resolveDecoderConfig(params, id);
+    const table = built.fragment.graph.initializers.get(WORD_EMBEDDING) ?? (await this.sharedEmbedding(plan, id));
+    const tok = tokenizerFor(params.tokenizer, opts.baseDir);
+    const eos = tok.specialIds.eos;
+    const session = built.session;
+    const res = await generate({
+      decoder: {
+        spec: { numLayers: cfg.numLayers, numKvHeads: cfg.numKvHeads, headDim: headDim(cfg), hiddenSize: cfg.hiddenSize, maxPositions: cfg.maxPositions },
+        run: (f) => runSession(session, f),
+      },
+      embedTokens: embedFromTable(table),
+      inputsEmbeds: feeds.inputs_embeds,
+      attentionMask: feeds.attention_mask,
+      maxNewTokens: params.max_new_tokens,
+      stopTokens: eos === undefined ? [] : [eos],
+      sampling: params.temperature > 0 ? { temperature: params.temperature, topK: params.top_k, topP: params.top_p } : undefined,
+      seed: params.sample_seed,
+      useCache: params.use_cache,
+      vocabLimit: tok.vocabSize,
+      signal: opts.signal,
+      decode: (ids) => tok.decode(ids),
+      onToken: (e) => opts.onEvent?.({ type: 'progress', node: id, step: e.step + 1, total: params.max_new_tokens, detail: 'token' }),
+    });
+    if (res.stoppedBy === 'cancelled') throw new RunCancelled('run cancelled');
+    const rows = res.tokens;
+    const width = Math.max(0, ...rows.map((r) => r.length));
+    const ids = new BigInt64Array(rows.length * width);
+    rows.forEach((r, b) => r.forEach((t, j) => (ids[b * width + j] = BigInt(t))));
+    return { text: (res.text ?? []).join('\n'), generated_ids: { dtype: 'int64', dims: [rows.length, width], data: ids } };
+  }
+
+  /** A LLaMA-style decoder has no embedding inside: take it from the Embed tokens node that shares its weights. */
+  private async sharedEmbedding(plan: RunPlan, decoderId: string): Promise<Tensor> {
+    const embedId = plan.ancestors(decoderId).find((a) => plan.node(a).type === 'llm.embed_tokens');
+    if (!embedId) throw new RunError(`node '${decoderId}': generation needs an Embed tokens node feeding this decoder`, decoderId);
+    const built = await this.build(plan, embedId);
+    const t = built.fragment.graph.initializers.get(WORD_EMBEDDING);
+    if (!t) throw new RunError(`node '${embedId}': has no '${WORD_EMBEDDING}'`, embedId);
+    return t;
+  }
+
+  /** Builds (or reuses) a node's fragment and session; keyed by everything that shapes the model. */
+  private build(plan: RunPlan, id: string): Promise<BuiltNode> {
+    const key = hashKey(plan.buildIdentity(id));
+    const existing = this.built.get(key);
+    if (existing) {
+      this.built.delete(key);
+      this.built.set(key, existing);
+      return existing;
+    }
+    const promise = (async () => {
+      const def = plan.def(id);
+      if (!def.build) throw new RunError(`node '${id}' (${def.info.type}) has no ONNX builder`, id);
+      const owner = plan.weightOwner(id);
+      const fragment = def.build(plan.params(id), {
+        nodeId: id,
+        seed: nodeSeed(plan.doc.seed ?? 0, owner),
+        inputShapes: plan.shapes(id).inputs,
+        weights: plan.loadWeights(owner, id),
+      });
+      const session = await createSession({
+        irVersion: 8,
+        producerName: 'vlm-composer',
+        producerVersion: '0.1.0',
+        opsets: { '': fragment.opset },
+        graph: fragment.graph,
+        metadata: {},
+      }, { executionProviders: this.providers });
+      return { fragment, session };
+    })();
+    promise.catch(() => this.built.delete(key));
+    this.built.set(key, promise);
+    while (this.built.size > this.maxSessions) {
+      const [oldest, p] = this.built.entries().next().value as [string, Promise<BuiltNode>];
+      this.built.delete(oldest);
+      void p.then((b) => b.session.release()).catch(() => undefined);
+    }
+    return promise;
+  }
+
+  /** Builds a node's fragment (no session) — used by inspect, compare and export. */
+  async fragmentOf(doc: GraphDocument, baseDir: string, id: string): Promise<OnnxFragment> {
+    const plan = new RunPlan(doc, this.catalog, { baseDir, targets: [id] });
+    return (await this.build(plan, id)).fragment;
+  }
+
+  async dispose(): Promise<void> {
+    const all = [...this.built.values()];
+    this.built.clear();
+    this.cache.clear();
+    await Promise.all(all.map((p) => p.then((b) => b.session.release()).catch(() => undefined)));
+  }
+}
+
+/** cumsum(mask) − 1 with padded positions set to 1 (as HF), shaped [B, S] for the last S positions. */
+function positionIds(mask: Tensor | undefined, B: number, S: number): Tensor {
+  const out = new BigInt64Array(B * S);
+  if (!mask) {
+    for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) out[b * S + s] = BigInt(s);
+    return { dtype: 'int64', dims: [B, S], data: out };
+  }
+  const T = mask.dims[1];
+  const m = tensorToNumbers(mask);
+  for (let b = 0; b < B; b++) {
+    let c = 0;
+    for (let t = 0; t < T; t++) {
+      const on = m[b * T + t] !== 0;
+      if (on) c++;
+      const pos = on ? c - 1 : 1;
+      const s = t - (T - S);
+      if (s >= 0) out[b * S + s] = BigInt(pos);
+    }
+  }
+  return { dtype: 'int64', dims: [B, S], data: out };
+}
+
+/** The resolved view of one run: nodes, edges, order, params, shapes and which ports are wanted. */
+export class RunPlan {
+  private readonly nodes = new Map<string, DocNode>();
+  private readonly resolved: ReturnType<typeof resolveNodes>;
+  private readonly shapeMap: Map<string, NodeShapes>;
+  readonly order: string[];
+  private readonly wanted = new Map<string, Set<string>>();
+  private readonly weightCache = new Map<string, Map<string, Tensor> | undefined>();
+
+  constructor(
+    readonly doc: GraphDocument,
+    readonly catalog: Catalog,
+    private readonly opts: Pick<RunOptions, 'baseDir' | 'targets'>,
+  ) {
+    for (const n of doc.nodes) this.nodes.set(n.id, n);
+    this.resolved = resolveNodes(doc, catalog);
+    this.shapeMap = resolveShapes(doc, catalog);
+    const consumers = new Set(doc.edges.map((e) => e.from.node));
+    const targets = opts.targets ?? doc.nodes.map((n) => n.id).filter((id) => !consumers.has(id));
+    for (const t of targets) if (!this.nodes.has(t)) throw new RunError(`there is no node '${t}' in the graph`, t);
+    // Pull-based: only ancestors of the targets run.
+    const needed = new Set<string>();
+    const stack = [...targets];
+    while (stack.length) {
+      const id = stack.pop()!;
+      if (needed.has(id)) continue;
+      needed.add(id);
+      for (const e of this.incoming(id)) stack.push(e.from.node);
+    }
+    // Ports wanted: those read by a needed node, plus every output of a target.
+    for (const e of doc.edges) {
+      if (needed.has(e.to.node)) this.want(e.from.node, e.from.port);
+    }
+    for (const t of targets) for (const p of this.outputPorts(t)) if (!this.isGeneratedPort(t, p.name) || this.hasGenerator(t)) this.want(t, p.name);
+    this.order = topoOrder(doc, needed);
+  }
+
+  private want(node: string, port: string): void {
+    let s = this.wanted.get(node);
+    if (!s) this.wanted.set(node, (s = new Set()));
+    s.add(port);
+  }
+
+  /** A target decoder generates text only when asked to through its text port or when it is a sink. */
+  private isGeneratedPort(id: string, port: string): boolean {
+    return this.node(id).type === 'llm.decoder' && (port === 'text' || port === 'generated_ids');
+  }
+  private hasGenerator(id: string): boolean {
+    return this.node(id).type === 'llm.decoder';
+  }
+
+  wantedPorts(id: string): string[] {
+    return [...(this.wanted.get(id) ?? [])].sort();
+  }
+
+  node(id: string): DocNode {
+    const n = this.nodes.get(id);
+    if (!n) throw new RunError(`there is no node '${id}' in the graph`, id);
+    return n;
+  }
+
+  def(id: string): NodeTypeDef {
+    const r = this.resolved.get(id);
+    if (!r) throw new RunError(`node '${id}': unknown type '${this.node(id).type}'`, id);
+    return r.def;
+  }
+
+  params(id: string): unknown {
+    return this.resolved.get(id)?.params;
+  }
+
+  shapes(id: string): NodeShapes {
+    return this.shapeMap.get(id) ?? { inputs: {}, outputs: {}, expected: {} };
+  }
+
+  outputPorts(id: string): PortSpec[] {
+    return portsOf(this.def(id), this.params(id)).outputs.filter((p) => !p.optional);
+  }
+
+  incoming(id: string) {
+    return this.doc.edges.filter((e) => e.to.node === id);
+  }
+
+  ancestors(id: string): string[] {
+    const seen = new Set<string>();
+    const stack = [id];
+    while (stack.length) {
+      const cur = stack.pop()!;
+      for (const e of this.incoming(cur)) {
+        if (!seen.has(e.from.node)) {
+          seen.add(e.from.node);
+          stack.push(e.from.node);
+        }
+      }
+    }
+    return [...seen];
+  }
+
+  /**
+   * Whose seed and weights file a node uses: an Embed tokens node shares the word embedding of the decoder it
+   * feeds, so both are built from the decoder's seed and weights.
+   */
+  weightOwner(id: string): string {
+    if (this.node(id).type !== 'llm.embed_tokens') return id;
+    const seen = new Set<string>([id]);
+    const queue = [id];
+    while (queue.length) {
+      const cur = queue.shift()!;
+      for (const e of this.doc.edges.filter((x) => x.from.node === cur)) {
+        const next = e.to.node;
+        if (seen.has(next)) continue;
+        if (this.node(next).type === 'llm.decoder') return next;
+        seen.add(next);
+        queue.push(next);
+      }
+    }
+    return id;
+  }
+
+  /** Weights from the owner's weights file (safetensors), restricted to what `forNode` builds. */
+  loadWeights(owner: string, forNode: string): Map<string, Tensor> | undefined {
+    const spec = this.node(owner).weights;
+    if (!spec) return undefined;
+    const path = isAbsolute(spec.path) ? spec.path : resolve(this.opts.baseDir, spec.path);
+    let all = this.weightCache.get(path);
+    if (!this.weightCache.has(path)) {
+      try {
+        all = readSafetensors(path).tensors;
+      } catch (e) {
+        throw new RunError(`node '${owner}': cannot load weights '${spec.path}': ${(e as Error).message}`, owner);
+      }
+      this.weightCache.set(path, all);
+    }
+    if (!all || owner === forNode) return all;
+    // A node sharing another node's weights takes only the tensors it has (e.g. embed_tokens.weight).
+    return new Map([...all].filter(([k]) => k === WORD_EMBEDDING));
+  }
+
+  /** Everything that determines the built model of a node (not its inputs' values). */
+  buildIdentity(id: string): unknown {
+    const node = this.node(id);
+    const def = this.def(id);
+    const params = { ...(node.params as Record<string, unknown>) };
+    if (node.type === 'llm.decoder') for (const g of GENERATION_PARAMS) delete params[g];
+    const owner = this.weightOwner(id);
+    return {
+      type: node.type,
+      typeVersion: node.typeVersion,
+      params,
+      weights: this.node(owner).weights?.sha256 ?? this.node(owner).weights?.path,
+      adapters: node.adapters,
+      seed: def.build ? nodeSeed(this.doc.seed ?? 0, owner) : undefined,
+      shapes: def.build ? this.shapes(id).inputs : undefined,
+    };
+  }
+
+  generationParams(id: string): unknown {
+    if (this.node(id).type !== 'llm.decoder') return undefined;
+    const p = this.node(id).params as Record<string, unknown>;
+    return Object.fromEntries(GENERATION_PARAMS.map((g) => [g, p[g]]));
+  }
+
+  inputValues(id: string, outputs: Record<string, Record<string, Value>>): Record<string, Value> {
+    const values: Record<string, Value> = {};
+    for (const e of this.incoming(id)) {
+      const v = outputs[e.from.node]?.[e.from.port];
+      if (v === undefined) {
+        throw new RunError(`node '${id}': input '${e.to.port}' gets nothing from '${e.from.node}.${e.from.port}'`, id);
+      }
+      values[e.to.port] = v;
+    }
+    return values;
+  }
+}
+
+function topoOrder(doc: GraphDocument, subset: Set<string>): string[] {
+  const order: string[] = [];
+  const state = new Map<string, number>();
+  const visit = (id: string) => {
+    if (state.get(id) === 2) return;
+    if (state.get(id) === 1) throw new RunError(`the graph has a cycle through node '${id}'`, id);
+    state.set(id, 1);
+    for (const e of doc.edges) if (e.to.node === id && subset.has(e.from.node)) visit(e.from.node);
+    state.set(id, 2);
+    order.push(id);
+  };
+  for (const n of doc.nodes) if (subset.has(n.id)) visit(n.id);
+  return order;
+}
