@@ -90,3 +90,26 @@ describe('executor', () => {
     expect((err as RunError).message).toMatch(/x\.png/);
   });
 });
+
+describe('fused mode', () => {
+  it('the fused vision path (ViT → Q-Former) equals the per-node run', async () => {
+    const { runModel } = await import('../onnx/ort.js');
+    const { tensorToNumbers } = await import('../onnx/ir.js');
+    const doc = loadTemplate('blip2.graph.json');
+    const dir = mkdtempSync(join(tmpdir(), 'composer-fuse-'));
+    const img = join(dir, 'green.png');
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: '#3c3' } }).png().toFile(img);
+    const ex = new Executor();
+    const perNode = await ex.run(doc, { baseDir: graphsDir, targets: ['qformer'], inputs: { image: { path: img } } });
+    const fused = await ex.fuse(doc, graphsDir, ['vit', 'qformer']);
+    expect([...fused.inputs.keys()]).toEqual(['image.pixel_values']);
+    const out = await runModel(fused.model, { 'image.pixel_values': perNode.outputs.image.pixel_values as never });
+    const a = tensorToNumbers(out['qformer/image_features']);
+    const b = tensorToNumbers(perNode.outputs.qformer.image_features as never);
+    expect(a.length).toBe(b.length);
+    let maxErr = 0;
+    for (let i = 0; i < a.length; i++) maxErr = Math.max(maxErr, Math.abs(a[i] - b[i]));
+    expect(maxErr).toBeLessThan(1e-5);
+    await ex.dispose();
+  });
+});

@@ -11,6 +11,7 @@ import { type Catalog, defaultCatalog, portsOf } from '../nodes/catalog.js';
 import { GENERATION_PARAMS, DecoderParams, resolveDecoderConfig, headDim, WORD_EMBEDDING } from '../nodes/llms.js';
 import type { NodeTypeDef, OnnxFragment, PortSpec } from '../nodes/types.js';
 import { OutputCache, type CachedValue } from './cache.js';
+import { type ComposeOptions, type ComposedModel, type FusedPart, composeFragments } from './compose.js';
 import type { DocNode, GraphDocument } from './document.js';
 import { embedFromTable, generate } from './generate.js';
 import { type HostStep, type HostStepContext, hostSteps as ioHostSteps } from './host-steps/io.js';
@@ -313,6 +314,18 @@ export class Executor {
   async fragmentOf(doc: GraphDocument, baseDir: string, id: string): Promise<OnnxFragment> {
     const plan = new RunPlan(doc, this.catalog, { baseDir, targets: [id] });
     return (await this.build(plan, id)).fragment;
+  }
+
+  /** Fused mode: the fragments of `nodeIds` (ONNX nodes) joined into one model (see compose.ts). */
+  async fuse(doc: GraphDocument, baseDir: string, nodeIds: string[], opts: ComposeOptions = {}): Promise<ComposedModel> {
+    const plan = new RunPlan(doc, this.catalog, { baseDir, targets: nodeIds });
+    const parts: FusedPart[] = [];
+    for (const id of plan.order) {
+      if (!nodeIds.includes(id)) continue;
+      if (!plan.def(id).build) throw new RunError(`node '${id}' (${plan.node(id).type}) is a host step and cannot be fused`, id);
+      parts.push({ id, fragment: (await this.build(plan, id)).fragment });
+    }
+    return composeFragments(parts, doc.edges, { graphName: doc.name, ...opts });
   }
 
   async dispose(): Promise<void> {
