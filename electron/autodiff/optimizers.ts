@@ -62,8 +62,8 @@ export interface ParamUpdate {
   grad: string;
   /** Current optimiser state values (graph inputs), in stateSuffixes order. */
   state: string[];
-  /** Per-parameter weight decay (e.g. 0 for biases and norms). */
-  weightDecay: number;
+  /** Weight decay: one value, or the name of a tensor of per-element values (0 for biases and norms). */
+  weightDecay: number | string;
 }
 
 export interface ParamUpdateResult {
@@ -95,8 +95,8 @@ export function adamwUpdate(b: GraphBuilder, cfg: AdamWConfig, u: ParamUpdate): 
   const g = u.grad;
   let p = u.param;
   if (u.weightDecay !== 0) {
-    const decay = b.sub(b.scalar(1), b.mul(b.scalar(u.weightDecay), STEP_INPUTS.lr));
-    p = b.mul(p, decay);
+    const wd = typeof u.weightDecay === 'number' ? b.scalar(u.weightDecay) : u.weightDecay;
+    p = b.mul(p, b.sub(b.scalar(1), b.mul(wd, STEP_INPUTS.lr)));
   }
   const m1 = b.add(b.mul(m, b.scalar(cfg.beta1)), b.mul(g, b.scalar(1 - cfg.beta1)));
   const v1 = b.add(b.mul(v, b.scalar(cfg.beta2)), b.mul(b.mul(g, g), b.scalar(1 - cfg.beta2)));
@@ -108,7 +108,9 @@ export function adamwUpdate(b: GraphBuilder, cfg: AdamWConfig, u: ParamUpdate): 
 /** SGD as in torch.optim.SGD (weight decay added to the gradient, optional momentum and Nesterov). */
 export function sgdUpdate(b: GraphBuilder, cfg: SgdConfig, u: ParamUpdate): ParamUpdateResult {
   let g = u.grad;
-  if (u.weightDecay !== 0) g = b.add(g, b.mul(u.param, b.scalar(u.weightDecay)));
+  if (u.weightDecay !== 0) {
+    g = b.add(g, b.mul(u.param, typeof u.weightDecay === 'number' ? b.scalar(u.weightDecay) : u.weightDecay));
+  }
   if (cfg.momentum === 0) return { newParam: b.sub(u.param, b.mul(g, STEP_INPUTS.lr)), newState: [] };
   const [buf] = u.state;
   const buf1 = b.add(b.mul(buf, STEP_INPUTS.sgdMomentum), b.mul(g, STEP_INPUTS.sgdGradScale));

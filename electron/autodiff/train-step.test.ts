@@ -63,6 +63,50 @@ describe('optimisers as graphs', () => {
     await runner.release();
   });
 
+  it('AdamW over several tensors with per-tensor weight decay matches the reference (flat update)', async () => {
+    const cfg: AdamWConfig = { kind: 'adamw', beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 };
+    const g = emptyGraph('two');
+    const b = new GraphBuilder(g);
+    b.initializer('w', tensorFromNumbers('float32', [2, 2], [0.5, -1, 2, 0.25]));
+    b.initializer('bias', tensorFromNumbers('float32', [2], [0.1, -0.3]));
+    const xs = b.constant('float32', [2], [1.5, -0.5], 'x');
+    const y = b.add(b.op('MatMul', ['w', xs]), 'bias');
+    const loss = b.op('ReduceSum', [b.mul(y, y)], { keepdims: 0 });
+    b.op('Identity', [loss], {}, { outputs: ['loss'] });
+    b.output('loss', 'float32', []);
+    const model = newModel(g, 17);
+    const step = buildTrainStep(model, { loss: 'loss', trainable: ['w', 'bias'], optimizer: cfg, weightDecayOf: (p) => (p === 'bias' ? 0 : 0.1) });
+    const init = new Map([['w', model.graph.initializers.get('w')!], ['bias', model.graph.initializers.get('bias')!]]);
+    const runner = await TrainRunner.create(step, cfg, init);
+    const w = [0.5, -1, 2, 0.25];
+    const bb = [0.1, -0.3];
+    const x2 = [1.5, -0.5];
+    const m = new Array(6).fill(0);
+    const v = new Array(6).fill(0);
+    for (let t = 1; t <= 3; t++) {
+      const lr = 0.05;
+      const yv = [w[0] * x2[0] + w[1] * x2[1] + bb[0], w[2] * x2[0] + w[3] * x2[1] + bb[1]];
+      const grads = [2 * yv[0] * x2[0], 2 * yv[0] * x2[1], 2 * yv[1] * x2[0], 2 * yv[1] * x2[1], 2 * yv[0], 2 * yv[1]];
+      const all = [...w, ...bb];
+      for (let i = 0; i < 6; i++) {
+        const wd = i < 4 ? 0.1 : 0;
+        all[i] *= 1 - lr * wd;
+        m[i] = cfg.beta1 * m[i] + (1 - cfg.beta1) * grads[i];
+        v[i] = cfg.beta2 * v[i] + (1 - cfg.beta2) * grads[i] ** 2;
+        all[i] -= (lr / (1 - cfg.beta1 ** t)) * (m[i] / (Math.sqrt(v[i]) / Math.sqrt(1 - cfg.beta2 ** t) + cfg.eps));
+      }
+      w.splice(0, 4, ...all.slice(0, 4));
+      bb.splice(0, 2, ...all.slice(4));
+      await runner.run({}, lr);
+      const ow = tensorToNumbers(runner.params.get('w')!);
+      const ob = tensorToNumbers(runner.params.get('bias')!);
+      expect(runner.params.get('w')!.dims).toEqual([2, 2]);
+      for (let i = 0; i < 4; i++) expect(Math.abs(ow[i] - w[i])).toBeLessThan(1e-6);
+      for (let i = 0; i < 2; i++) expect(Math.abs(ob[i] - bb[i])).toBeLessThan(1e-6);
+    }
+    await runner.release();
+  });
+
   it('SGD with momentum and Nesterov matches torch.optim.SGD', async () => {
     const cfg: SgdConfig = { kind: 'sgd', momentum: 0.9, dampening: 0.1, nesterov: false, weightDecay: 0.01 };
     const model = quadraticModel(w0, x, c);

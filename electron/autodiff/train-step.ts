@@ -82,33 +82,76 @@ export function buildTrainStep(forward: Model, opts: TrainStepOptions): TrainSte
         : [STEP_INPUTS.lr];
   for (const s of scalarInputs) b.input(s, 'float32', []);
 
-  const clipped = clipGradients(
-    b,
-    opts.trainable.map((p) => grads.get(p)!),
-    opts.maxGradNorm ?? null,
-  );
+  const wdOf = (p: string) => opts.weightDecayOf?.(p) ?? cfg.weightDecay;
+  const dtypes = new Set([...paramInfo.values()].map((t) => t.dtype));
   const params: TrainableIO[] = [];
-  opts.trainable.forEach((p, k) => {
-    const t = paramInfo.get(p)!;
-    const state = stateSuffixes(cfg).map((suffix) => b.input(`${p}.${suffix}`, t.dtype, [...t.dims]));
-    const update = { param: p, grad: clipped.grads[k], state, weightDecay: opts.weightDecayOf?.(p) ?? cfg.weightDecay };
+  let gradNorm: string;
+  if (dtypes.size === 1) {
+    // One flat vector for all trainables: the optimiser is a handful of ops however many tensors there are.
+    const dtype = [...dtypes][0];
+    const sizes = opts.trainable.map((p) => paramInfo.get(p)!.data.length);
+    const total = sizes.reduce((a, n) => a + n, 0);
+    const flat = (names: string[]) => {
+      const parts = names.map((n) => b.reshape(n, [-1]));
+      return parts.length === 1 ? parts[0] : b.concat(parts, 0);
+    };
+    const clipped = clipGradients(b, [flat(opts.trainable.map((p) => grads.get(p)!))], opts.maxGradNorm ?? null);
+    gradNorm = clipped.norm;
+    const stateInputs = stateSuffixes(cfg).map((suffix) =>
+      opts.trainable.map((p) => b.input(`${p}.${suffix}`, dtype, [...paramInfo.get(p)!.dims])),
+    );
+    const decays = opts.trainable.map(wdOf);
+    const weightDecay: number | string = decays.every((d) => d === decays[0])
+      ? decays[0]
+      : b.constant(dtype, [total], decays.flatMap((d, i) => new Array<number>(sizes[i]).fill(d)), 'weight_decay');
+    const flatParams = flat(opts.trainable);
+    const flatState = stateInputs.map(flat);
+    const update = { param: flatParams, grad: clipped.grads[0], state: flatState, weightDecay };
     const res = cfg.kind === 'adamw' ? adamwUpdate(b, cfg, update) : sgdUpdate(b, cfg, update);
-    // Skip the whole step when the gradient is not finite.
-    const guard = (fresh: string, old: string, name: string) =>
-      b.op('Where', [clipped.finite, fresh, old], {}, { outputs: [name] });
-    const updated = guard(res.newParam, p, updatedName(p));
-    b.output(updated, t.dtype, [...t.dims]);
-    const stateIO = state.map((input, i) => {
-      const out = guard(res.newState[i], input, updatedName(input));
-      b.output(out, t.dtype, [...t.dims]);
-      return { input, updated: out };
+    // Skip the whole step when the gradient is not finite, then cut the flat vectors back into tensors.
+    const unflatten = (fresh: string, old: string, names: string[]) => {
+      const kept = b.op('Where', [clipped.finite, fresh, old]);
+      const pieces = names.length === 1 ? [kept] : b.opN('Split', [kept, b.ints(sizes)], { axis: 0 }, names.length);
+      return names.map((n, i) => {
+        const dims = paramInfo.get(opts.trainable[i])!.dims;
+        const out = b.op('Reshape', [pieces[i], b.ints(dims.length ? dims : [])], {}, { outputs: [updatedName(n)] });
+        b.output(out, dtype, [...dims]);
+        return out;
+      });
+    };
+    const newParams = unflatten(res.newParam, flatParams, opts.trainable);
+    const newStates = stateInputs.map((names, k) => unflatten(res.newState[k], flatState[k], names));
+    opts.trainable.forEach((p, i) => {
+      params.push({
+        param: p,
+        updated: newParams[i],
+        state: stateInputs.map((names, k) => ({ input: names[i], updated: newStates[k][i] })),
+      });
     });
-    params.push({ param: p, updated, state: stateIO });
-  });
+  } else {
+    const clipped = clipGradients(b, opts.trainable.map((p) => grads.get(p)!), opts.maxGradNorm ?? null);
+    gradNorm = clipped.norm;
+    opts.trainable.forEach((p, k) => {
+      const t = paramInfo.get(p)!;
+      const state = stateSuffixes(cfg).map((suffix) => b.input(`${p}.${suffix}`, t.dtype, [...t.dims]));
+      const update = { param: p, grad: clipped.grads[k], state, weightDecay: wdOf(p) };
+      const res = cfg.kind === 'adamw' ? adamwUpdate(b, cfg, update) : sgdUpdate(b, cfg, update);
+      const guard = (fresh: string, old: string, name: string) =>
+        b.op('Where', [clipped.finite, fresh, old], {}, { outputs: [name] });
+      const updated = guard(res.newParam, p, updatedName(p));
+      b.output(updated, t.dtype, [...t.dims]);
+      const stateIO = state.map((input, i) => {
+        const out = guard(res.newState[i], input, updatedName(input));
+        b.output(out, t.dtype, [...t.dims]);
+        return { input, updated: out };
+      });
+      params.push({ param: p, updated, state: stateIO });
+    });
+  }
 
   const lossOutput = b.op('Identity', [opts.loss], {}, { outputs: ['train.loss'] });
   b.output(lossOutput, 'float32', []);
-  const gradNormOutput = b.op('Identity', [clipped.norm], {}, { outputs: ['train.grad_norm'] });
+  const gradNormOutput = b.op('Identity', [gradNorm], {}, { outputs: ['train.grad_norm'] });
   b.output(gradNormOutput, 'float32', []);
   for (const extra of opts.extraOutputs ?? []) {
     const info = infos.get(extra);

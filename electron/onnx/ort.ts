@@ -53,6 +53,8 @@ export async function createSession(model: Model | Uint8Array, opts: SessionOpti
       // onnxruntime-node rejects an explicit undefined here, so only pass it when set.
       ...(opts.intraOpThreads !== undefined ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       logSeverityLevel: 3,
+      // Spinning worker threads burn a shared machine's cores between the many small runs of a training loop.
+      extra: { session: { 'intra_op.allow_spinning': '0' } },
     });
   } catch (e) {
     throw new OnnxError(`onnxruntime could not load the model: ${(e as Error).message}`);

@@ -36,6 +36,13 @@ function expandToInput(ctx: VjpContext, t: string): string {
 /** Number of input elements folded into each output element, as a scalar of the input's dtype. */
 function reductionCount(ctx: VjpContext): string {
   const x = ctx.input(0);
+  const xs = ctx.shape(x);
+  const ys = ctx.shape(ctx.output(0));
+  // Static sizes: a constant instead of Size/Cast/Div at run time.
+  if (xs && ys && xs.every((d) => typeof d === 'number') && ys.every((d) => typeof d === 'number')) {
+    const prod = (s: Array<number | string | null>) => s.reduce<number>((n, d) => n * (d as number), 1);
+    return ctx.scalarLike(prod(xs) / prod(ys), x);
+  }
   const to = ctx.dtypeCode(x);
   return ctx.op('Div', [
     ctx.op('Cast', [ctx.op('Size', [x])], { to }),
@@ -64,6 +71,20 @@ const reduceL2: VjpRule = (ctx) => {
   const zero = ctx.scalarLike(0, y);
   const safe = ctx.op('Where', [ctx.op('Equal', [y, zero]), zero, ctx.op('Div', [ctx.gradOut(0)!, y])]);
   return [ctx.op('Mul', [x, expandToInput(ctx, unreduce(ctx, safe))]), null];
+};
+
+// d/dx Σ|x| = sign(x) (0 at 0, as PyTorch's norm(p=1)).
+const reduceL1: VjpRule = (ctx) => {
+  const x = ctx.input(0);
+  const g = expandToInput(ctx, unreduce(ctx, ctx.gradOut(0)!));
+  return [ctx.op('Mul', [g, ctx.op('Sign', [x])]), null];
+};
+
+// y = log Σx: dx = g / Σx = g · exp(−y).
+const reduceLogSum: VjpRule = (ctx) => {
+  const y = unreduce(ctx, ctx.output(0));
+  const g = unreduce(ctx, ctx.gradOut(0)!);
+  return [expandToInput(ctx, ctx.op('Mul', [g, ctx.op('Exp', [ctx.op('Neg', [y])])])), null];
 };
 
 const reduceLogSumExp: VjpRule = (ctx) => {
@@ -142,6 +163,8 @@ export const reduceRules: Record<string, VjpRule> = {
   ReduceMean: reduceMean,
   ReduceSumSquare: reduceSumSquare,
   ReduceL2: reduceL2,
+  ReduceL1: reduceL1,
+  ReduceLogSum: reduceLogSum,
   ReduceLogSumExp: reduceLogSumExp,
   ReduceMax: reduceExtremum,
   ReduceMin: reduceExtremum,
