@@ -3,11 +3,23 @@
 import { OnnxError } from './onnx/ir.js';
 import { UsageError } from './cli/args.js';
 import { gradcheckCommand, gradcheckUsage } from './cli/gradcheck.js';
+import { compareCommand, compareUsage } from './cli/compare.js';
+import { exportCommand, exportUsage } from './cli/export.js';
+import { runCommand, runUsage } from './cli/run.js';
+import { validateCommand, validateUsage } from './cli/validate.js';
+import { inspectCommand, inspectUsage } from './cli/inspect.js';
+import { trainCommand, trainUsage } from './cli/train.js';
 
 type Command = (argv: string[], out: (line: string) => void) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; usage: string }> = {
   gradcheck: { run: gradcheckCommand, usage: gradcheckUsage },
+  compare: { run: compareCommand, usage: compareUsage },
+  export: { run: exportCommand, usage: exportUsage },
+  run: { run: runCommand, usage: runUsage },
+  validate: { run: validateCommand, usage: validateUsage },
+  inspect: { run: inspectCommand, usage: inspectUsage },
+  train: { run: trainCommand, usage: trainUsage },
 };
 
 function help(): string {

@@ -2,21 +2,26 @@
 // outputs cached by content key (type, version, params, weights, adapters, seed and the keys of the inputs), so an
 // identical re-run computes nothing and a projector swap recomputes only the projector and what follows it.
 
+import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { type Tensor, tensorToNumbers } from '../onnx/ir.js';
 import { type ExecutionProvider, createSession, runSession } from '../onnx/ort.js';
-import { readSafetensors } from '../onnx/safetensors.js';
+import { parseSafetensors } from '../onnx/safetensors.js';
 import { type Catalog, defaultCatalog, portsOf } from '../nodes/catalog.js';
 import { GENERATION_PARAMS, DecoderParams, resolveDecoderConfig, headDim, WORD_EMBEDDING } from '../nodes/llms.js';
 import type { NodeTypeDef, OnnxFragment, PortSpec } from '../nodes/types.js';
+import { applyAdapters } from '../nodes/adapters/index.js';
 import { OutputCache, type CachedValue } from './cache.js';
 import { type ComposeOptions, type ComposedModel, type FusedPart, composeFragments } from './compose.js';
 import type { DocNode, GraphDocument } from './document.js';
 import { embedFromTable, generate } from './generate.js';
-import { type HostStep, type HostStepContext, hostSteps as ioHostSteps } from './host-steps/io.js';
+import { hostSteps as ioHostSteps } from './host-steps/io.js';
+import { diffusionHostSteps } from './host-steps/diffusion.js';
+import type { GraphHostStep, GraphHostStepContext } from './host-steps/graph.js';
+import { headHostSteps } from './host-steps/heads.js';
 import { textHostSteps, tokenizerFor } from './host-steps/text.js';
-import { hashKey, nodeSeed } from './keys.js';
+import { hashBytes, hashKey, nodeSeed } from './keys.js';
 import { type Diagnostic, hasErrors, validateDocument } from './validate.js';
 import { type NodeShapes, resolveNodes, resolveShapes } from './widths.js';
 
@@ -84,9 +89,14 @@ export interface ExecutorOptions {
 interface BuiltNode {
   fragment: OnnxFragment;
   session: ort.InferenceSession;
+  /** Weights the node's adapters added (what trains when the node itself is frozen), and their auxiliary losses. */
+  adapters: { trainable: string[]; auxLosses: Array<{ output: string; coefficient: number }> };
 }
 
-const HOST_STEPS: Record<string, HostStep> = { ...ioHostSteps, ...textHostSteps };
+/** In a node's weights file, adapter tensors are stored as `adapters/<name>`; the rest are the node's own. */
+export const ADAPTER_WEIGHT_PREFIX = 'adapters/';
+
+const HOST_STEPS: Record<string, GraphHostStep> = { ...ioHostSteps, ...textHostSteps, ...headHostSteps, ...diffusionHostSteps };
 
 export class Executor {
   readonly catalog: Catalog;
@@ -173,7 +183,15 @@ export class Executor {
     if (def.host) {
       const step = HOST_STEPS[def.host];
       if (!step) throw new RunError(`node '${node.id}' (${node.type}): host step '${def.host}' is not available`, node.id);
-      const ctx: HostStepContext = { nodeId: node.id, baseDir: opts.baseDir, runInput: opts.inputs?.[node.id] };
+      const ctx: GraphHostStepContext = {
+        nodeId: node.id,
+        baseDir: opts.baseDir,
+        runInput: opts.inputs?.[node.id],
+        sourceOf: (port) => plan.incoming(node.id).find((e) => e.to.port === port)?.from,
+        runNode: (id, feeds, outputs) => this.runUpstream(plan, node.id, id, feeds, outputs),
+        signal: opts.signal,
+        progress: (step, total, detail) => opts.onEvent?.({ type: 'progress', node: node.id, step, total, detail }),
+      };
       return step(plan.params(node.id), inputs, ctx);
     }
     const built = await this.build(plan, node.id);
@@ -189,6 +207,13 @@ export class Executor {
     }
     if (generating) Object.assign(out, await this.generateText(plan, node.id, built, feeds, opts));
     return out;
+  }
+
+  /** Runs an upstream ONNX node's session on a host step's feeds (a sampler calling its UNet once per step). */
+  private async runUpstream(plan: RunPlan, caller: string, id: string, feeds: Record<string, Tensor>, outputs: string[]): Promise<Record<string, Tensor>> {
+    if (!plan.ancestors(caller).includes(id)) throw new RunError(`node '${caller}': can only run nodes upstream of it, not '${id}'`, caller);
+    const built = await this.build(plan, id);
+    return runSession(built.session, this.feedsFor(plan, id, built, feeds), outputs);
   }
 
   /** Feeds for a fragment: edge values, plus the defaults a decoder expects (positions, empty past, full mask). */
@@ -284,12 +309,20 @@ export class Executor {
       const def = plan.def(id);
       if (!def.build) throw new RunError(`node '${id}' (${def.info.type}) has no ONNX builder`, id);
       const owner = plan.weightOwner(id);
-      const fragment = def.build(plan.params(id), {
-        nodeId: id,
-        seed: nodeSeed(plan.doc.seed ?? 0, owner),
-        inputShapes: plan.shapes(id).inputs,
-        weights: plan.loadWeights(owner, id),
-      });
+      const seed = nodeSeed(plan.doc.seed ?? 0, owner);
+      const loaded = plan.loadWeights(owner, id);
+      const own = loaded && new Map([...loaded].filter(([k]) => !k.startsWith(ADAPTER_WEIGHT_PREFIX)));
+      let fragment = def.build(plan.params(id), { nodeId: id, seed, inputShapes: plan.shapes(id).inputs, weights: own });
+      // Adapters are rewrites of the built fragment (node.adapters, in order), with their stored weights if any.
+      const adapters: BuiltNode['adapters'] = { trainable: [], auxLosses: [] };
+      const specs = plan.node(id).adapters;
+      if (specs.length > 0) {
+        const stored = new Map([...(loaded ?? [])].filter(([k]) => k.startsWith(ADAPTER_WEIGHT_PREFIX)).map(([k, t]) => [k.slice(ADAPTER_WEIGHT_PREFIX.length), t]));
+        const applied = applyAdapters(fragment, specs, seed, { what: `node '${id}'`, weights: stored });
+        fragment = applied.fragment;
+        adapters.trainable = applied.trainable;
+        adapters.auxLosses = applied.auxLosses;
+      }
       const session = await createSession({
         irVersion: 8,
         producerName: 'vlm-composer',
@@ -298,7 +331,7 @@ export class Executor {
         graph: fragment.graph,
         metadata: {},
       }, { executionProviders: this.providers });
-      return { fragment, session };
+      return { fragment, session, adapters };
     })();
     promise.catch(() => this.built.delete(key));
     this.built.set(key, promise);
@@ -314,6 +347,12 @@ export class Executor {
   async fragmentOf(doc: GraphDocument, baseDir: string, id: string): Promise<OnnxFragment> {
     const plan = new RunPlan(doc, this.catalog, { baseDir, targets: [id] });
     return (await this.build(plan, id)).fragment;
+  }
+
+  /** The weights a node's adapters add (the trainer trains them) and their auxiliary loss outputs. */
+  async adaptersOf(doc: GraphDocument, baseDir: string, id: string): Promise<BuiltNode['adapters']> {
+    const plan = new RunPlan(doc, this.catalog, { baseDir, targets: [id] });
+    return (await this.build(plan, id)).adapters;
   }
 
   /** Fused mode: the fragments of `nodeIds` (ONNX nodes) joined into one model (see compose.ts). */
@@ -477,21 +516,35 @@ export class RunPlan {
     return id;
   }
 
-  /** Weights from the owner's weights file (safetensors), restricted to what `forNode` builds. */
+  /** The node whose weights file `id` reads: its own when it has one, else its weight owner's. */
+  weightSource(id: string): string {
+    return this.node(id).weights ? id : this.weightOwner(id);
+  }
+
+  /**
+   * Weights from the node's own weights file, else the owner's (safetensors), restricted to what `forNode` builds.
+   * The file's sha256 must match the document's: a changed or replaced file is an error naming it.
+   */
   loadWeights(owner: string, forNode: string): Map<string, Tensor> | undefined {
-    const spec = this.node(owner).weights;
+    const source = this.node(forNode).weights ? forNode : owner;
+    const spec = this.node(source).weights;
     if (!spec) return undefined;
     const path = isAbsolute(spec.path) ? spec.path : resolve(this.opts.baseDir, spec.path);
     let all = this.weightCache.get(path);
     if (!this.weightCache.has(path)) {
       try {
-        all = readSafetensors(path).tensors;
+        const bytes = readFileSync(path);
+        const actual = hashBytes(bytes);
+        if (actual !== spec.sha256) {
+          throw new Error(`the file's sha256 is ${actual} but the graph expects ${spec.sha256} (the file was changed or replaced)`);
+        }
+        all = parseSafetensors(bytes, spec.path).tensors;
       } catch (e) {
-        throw new RunError(`node '${owner}': cannot load weights '${spec.path}': ${(e as Error).message}`, owner);
+        throw new RunError(`node '${source}': cannot load weights '${spec.path}': ${(e as Error).message}`, source);
       }
       this.weightCache.set(path, all);
     }
-    if (!all || owner === forNode) return all;
+    if (!all || source === forNode) return all;
     // A node sharing another node's weights takes only the tensors it has (e.g. embed_tokens.weight).
     return new Map([...all].filter(([k]) => k === WORD_EMBEDDING));
   }
@@ -507,7 +560,7 @@ export class RunPlan {
       type: node.type,
       typeVersion: node.typeVersion,
       params,
-      weights: this.node(owner).weights?.sha256 ?? this.node(owner).weights?.path,
+      weights: this.node(this.weightSource(id)).weights?.sha256 ?? this.node(this.weightSource(id)).weights?.path,
       adapters: node.adapters,
       seed: def.build ? nodeSeed(this.doc.seed ?? 0, owner) : undefined,
       shapes: def.build ? this.shapes(id).inputs : undefined,

@@ -11,6 +11,8 @@ import { nodeTypes as io } from './io.js';
 import { nodeTypes as prompts } from './prompts.js';
 import { nodeTypes as imported } from './imported.js';
 import { nodeTypes as text } from './text.js';
+import { nodeTypes as heads } from './heads.js';
+import { nodeTypes as diffusion } from './diffusion.js';
 
 export class CatalogError extends Error {
   override name = 'CatalogError';
@@ -215,6 +217,8 @@ export const defaultCatalog = new Catalog([
   ...io,
   ...prompts,
   ...text,
+  ...heads,
+  ...diffusion,
   ...imported,
 ]);
 
