@@ -1,0 +1,134 @@
+// Engine entry for training jobs (the worker calls these; see electron/host/worker-protocol.ts ENGINE_MODULES.train):
+// startTraining runs one job and reports through contract `train.event`s; pause/resume/stop act between steps.
+
+import { z } from 'zod';
+import { graphDocumentFromJson } from './document.js';
+import { RECIPE_NAMES } from './trainer/recipes.js';
+import { TrainControl, type TrainerEvent, train } from './trainer/trainer.js';
+
+/** What the host sends (contract `train.start` params, paths already checked by the file policy). */
+const startArgsSchema = z.object({
+  id: z.string().min(1),
+  document: z.unknown(),
+  baseDir: z.string().min(1),
+  checkpointDir: z.string().min(1).optional(),
+  config: z.object({
+    steps: z.number().int().positive(),
+    learningRate: z.number().positive(),
+    batchSize: z.number().int().positive().default(1),
+    optimizer: z.enum(['adamw', 'sgd']).default('adamw'),
+    dataset: z.string().min(1),
+    recipe: z.enum(RECIPE_NAMES).default('captioning'),
+    datasetSize: z.number().int().positive().default(256),
+    evalEvery: z.number().int().nonnegative().default(0),
+    checkpointEvery: z.number().int().positive().optional(),
+    resumeFrom: z.string().optional(),
+    seed: z.number().int().default(0),
+  }),
+});
+
+/** The contract's `train.event` shape (electron/host/contract.ts trainEventSchema); the engine does not import the host. */
+export interface TrainHostEvent {
+  channel: 'train.event';
+  id: string;
+  type: 'started' | 'step' | 'checkpoint' | 'paused' | 'resumed' | 'stopped' | 'done' | 'error';
+  step?: number;
+  totalSteps?: number;
+  loss?: number;
+  learningRate?: number;
+  metrics?: Record<string, number>;
+  elapsedMs?: number;
+  checkpointPath?: string;
+  message?: string;
+}
+type HostEvent = TrainHostEvent;
+
+const controlArgsSchema = z.object({ id: z.string().min(1) });
+
+const jobs = new Map<string, TrainControl>();
+
+function parse<S extends z.ZodTypeAny>(schema: S, args: unknown, what: string): z.infer<S> {
+  const r = schema.safeParse(args);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new Error(`${what}: field '${issue?.path.join('.')}': ${issue?.message}`);
+  }
+  return r.data;
+}
+
+/** Trainer event → contract event (JSON-safe). */
+function toHostEvent(id: string, e: TrainerEvent): HostEvent | undefined {
+  const base = { channel: 'train.event' as const, id };
+  switch (e.type) {
+    case 'started':
+      return { ...base, type: 'started', step: e.startStep, totalSteps: e.totalSteps, message: `training ${e.trainable} parameters in ${e.nodes.train.join(', ')}` };
+    case 'step':
+      return { ...base, type: 'step', step: e.step, totalSteps: e.totalSteps, loss: e.loss, learningRate: e.lr, elapsedMs: e.elapsedMs };
+    case 'eval':
+      return { ...base, type: 'step', step: e.step, metrics: e.metrics };
+    case 'checkpoint':
+      return { ...base, type: 'checkpoint', step: e.step, checkpointPath: e.path };
+    case 'paused':
+    case 'resumed':
+    case 'stopped':
+      return { ...base, type: e.type, step: e.step };
+    case 'done':
+      return { ...base, type: 'done', step: e.step, checkpointPath: e.checkpoint };
+  }
+}
+
+export async function startTraining(args: unknown, emit: (e: HostEvent) => void): Promise<void> {
+  const a = parse(startArgsSchema, args, 'train.start');
+  if (jobs.has(a.id)) throw new Error(`training job '${a.id}' is already running`);
+  const document = graphDocumentFromJson(a.document, 'the training graph');
+  const control = new TrainControl();
+  jobs.set(a.id, control);
+  try {
+    const c = a.config;
+    await train({
+      graph: document,
+      baseDir: a.baseDir,
+      recipe: c.recipe,
+      steps: c.steps,
+      batchSize: c.batchSize,
+      learningRate: c.learningRate,
+      optimizer: c.optimizer,
+      dataset: c.dataset,
+      datasetSize: c.datasetSize,
+      seed: c.seed,
+      evalEvery: c.evalEvery,
+      checkpointEvery: c.checkpointEvery,
+      checkpointDir: a.checkpointDir,
+      resume: c.resumeFrom,
+      control,
+      onEvent: (e) => {
+        const ev = toHostEvent(a.id, e);
+        if (ev) emit(ev);
+      },
+    });
+  } finally {
+    jobs.delete(a.id);
+  }
+}
+
+function controlOf(args: unknown, what: string): TrainControl {
+  const { id } = parse(controlArgsSchema, args, what);
+  const control = jobs.get(id);
+  if (!control) throw new Error(`${what}: there is no running training job '${id}'`);
+  return control;
+}
+
+export function pauseTraining(args: unknown): Record<string, never> {
+  controlOf(args, 'train.pause').pause();
+  return {};
+}
+
+export function resumeTraining(args: unknown): Record<string, never> {
+  controlOf(args, 'train.resume').resume();
+  return {};
+}
+
+export function stopTraining(args: unknown): Record<string, never> {
+  controlOf(args, 'train.stop').stop();
+  return {};
+}
