@@ -1,5 +1,6 @@
 // Starts the browser-mode host once for all specs (`npm start` with --browser --no-open on a free port) with a
-// throwaway data folder, and hands the URL (with its token) to the specs through the environment.
+// throwaway data folder, and hands the URL (with its token) to the specs through the environment. The renderer is
+// rebuilt first (a few seconds), so the specs always test the current sources, not a stale dist/.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,7 +9,7 @@ import { join } from 'node:path';
 
 export default async function globalSetup(): Promise<() => Promise<void>> {
   const dataDir = mkdtempSync(join(tmpdir(), 'composer-e2e-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'electron/start.ts', '--browser', '--no-open', '--port', '0'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'electron/start.ts', '--browser', '--no-open', '--rebuild', '--port', '0'], {
     env: { ...process.env, COMPOSER_DATA_DIR: dataDir },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -4,6 +4,7 @@
 import { GraphBuilder } from '../onnx/builder.js';
 import { type Model, type Tensor, OnnxError, tensorFromNumbers, tensorSize, tensorToNumbers } from '../onnx/ir.js';
 import { createSession, runSession } from '../onnx/ort.js';
+import { createFloat64Session, widenFeeds } from './float64.js';
 import { buildGradientGraph } from './gradient.js';
 
 export interface TensorCheck {
@@ -95,6 +96,20 @@ export interface FiniteDifferenceOptions {
   step?: number;
   /** At most this many elements per tensor are perturbed (chosen evenly); the rest are not compared. */
   maxElementsPerTensor?: number;
+  /**
+   * 'float64' (default) evaluates the loss on a float64 twin of the model, so the differences are not drowned in
+   * float32 rounding noise; 'model' evaluates the model as it is.
+   */
+  precision?: 'float64' | 'model';
+}
+
+export interface FiniteDifferences {
+  /** Per perturbed tensor: the flat element indices and the difference quotients there. */
+  values: Record<string, { indices: number[]; values: Float64Array }>;
+  /** 'float64' when the float64 twin was evaluated, else 'model'. */
+  precision: 'float64' | 'model';
+  /** Op types the float64 twin still ran in float32 (no float64 kernel in onnxruntime). */
+  float32Ops: string[];
 }
 
 /** Central finite differences of the scalar `loss` for selected elements of each `wrt` feed. */
@@ -105,9 +120,22 @@ export async function finiteDifferenceGradients(
   loss: string,
   opts: FiniteDifferenceOptions = {},
 ): Promise<Record<string, { indices: number[]; values: Float64Array }>> {
+  return (await finiteDifferences(model, feeds, wrt, loss, opts)).values;
+}
+
+/** finiteDifferenceGradients, also saying how the loss was evaluated. */
+export async function finiteDifferences(
+  model: Model,
+  feeds: Record<string, Tensor>,
+  wrt: string[],
+  loss: string,
+  opts: FiniteDifferenceOptions = {},
+): Promise<FiniteDifferences> {
   const step = opts.step ?? 1e-3;
   const limit = opts.maxElementsPerTensor ?? Infinity;
-  const session = await createSession(model, { optimize: false });
+  const twin = (opts.precision ?? 'float64') === 'float64' ? await createFloat64Session(model) : null;
+  const session = twin ? twin.session : await createSession(model, { optimize: false });
+  const evalFeeds = twin ? widenFeeds(feeds) : feeds;
   const evalLoss = async (f: Record<string, Tensor>) => {
     const out = await runSession(session, f, [loss]);
     return tensorToNumbers(out[loss])[0];
@@ -115,7 +143,7 @@ export async function finiteDifferenceGradients(
   const res: Record<string, { indices: number[]; values: Float64Array }> = {};
   try {
     for (const name of wrt) {
-      const base = feeds[name];
+      const base = evalFeeds[name];
       if (!base) throw new OnnxError(`finite differences: no value fed for '${name}'`);
       if (base.dtype !== 'float32' && base.dtype !== 'float64') {
         throw new OnnxError(`finite differences: '${name}' is ${base.dtype}; only float32/float64 can be perturbed`);
@@ -126,7 +154,7 @@ export async function finiteDifferenceGradients(
       const values = new Float64Array(count);
       const data = (base.data as Float32Array | Float64Array).slice();
       const probe: Tensor = { ...base, data };
-      const f = { ...feeds, [name]: probe };
+      const f = { ...evalFeeds, [name]: probe };
       for (let k = 0; k < count; k++) {
         const i = indices[k];
         const x0 = data[i];
@@ -145,7 +173,7 @@ export async function finiteDifferenceGradients(
   } finally {
     await session.release();
   }
-  return res;
+  return { values: res, precision: twin ? 'float64' : 'model', float32Ops: twin ? twin.narrowed : [] };
 }
 
 /** Elementwise |ours − ref| ≤ atol + rtol·|ref|, over the given element indices (all when omitted). */
@@ -166,8 +194,10 @@ export function compareToReference(
   let ok = true;
   idx.forEach((i, k) => {
     const r = indices ? ref[k] : ref[i];
-    const err = Math.abs(a[i] - r);
-    if (!(err <= tol.atol + tol.rtol * Math.abs(r))) ok = false;
+    // Equal values match even when infinite (inf − inf would be NaN); an infinite reference matches only itself
+    // (its tolerance would be infinite); a NaN never matches.
+    const err = a[i] === r ? 0 : Math.abs(a[i] - r);
+    if (!(err <= (Number.isFinite(r) ? tol.atol + tol.rtol * Math.abs(r) : 0))) ok = false;
     if (!(err <= maxAbs)) maxAbs = err;
     const rel = err / Math.max(Math.abs(r), 1e-12);
     if (Math.abs(r) > tol.atol && !(rel <= maxRel)) maxRel = rel;
@@ -201,6 +231,8 @@ export interface GradcheckReport {
   total: number;
   /** Forward outputs compared to the reference outputs, when the reference has them. */
   outputs: TensorCheck[];
+  /** With finite differences: how the loss was evaluated (see FiniteDifferences). */
+  finiteDifferences?: { precision: 'float64' | 'model'; float32Ops: string[] };
 }
 
 export interface GradcheckReference {
@@ -272,11 +304,13 @@ export async function gradcheck(model: Model, reference: GradcheckReference | nu
   const ours = await analyticGradients(withLoss, feeds, wrt, loss);
 
   const checks: TensorCheck[] = [];
+  let fdInfo: GradcheckReport['finiteDifferences'];
   if (opts.finiteDifferences) {
-    const fd = await finiteDifferenceGradients(withLoss, feeds, wrt, loss, {
+    const fd = await finiteDifferences(withLoss, feeds, wrt, loss, {
       maxElementsPerTensor: opts.maxElementsPerTensor ?? 64,
     });
-    for (const w of wrt) checks.push(compareToReference(w, ours[w], fd[w].values, opts, fd[w].indices));
+    for (const w of wrt) checks.push(compareToReference(w, ours[w], fd.values[w].values, opts, fd.values[w].indices));
+    fdInfo = { precision: fd.precision, float32Ops: fd.float32Ops };
   } else {
     for (const w of wrt) checks.push(compareToReference(w, ours[w], tensorToNumbers(reference!.grads[w]), opts));
   }
@@ -287,7 +321,7 @@ export async function gradcheck(model: Model, reference: GradcheckReference | nu
       if (fwd[name]) outputs.push(compareToReference(name, fwd[name], tensorToNumbers(t), { rtol: 1e-4, atol: 1e-5 }));
     }
   }
-  return { checks, passed: checks.filter((c) => c.ok).length, total: checks.length, outputs };
+  return { checks, passed: checks.filter((c) => c.ok).length, total: checks.length, outputs, ...(fdInfo ? { finiteDifferences: fdInfo } : {}) };
 }
 
 async function forwardOutputs(model: Model, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {

@@ -56,6 +56,8 @@ const STOP_INPUTS: Record<string, number[]> = {
   ReduceMax: [1],
   ReduceMin: [1],
   ReduceL2: [1],
+  ReduceL1: [1],
+  ReduceLogSum: [1],
   ReduceSumSquare: [1],
   ReduceLogSumExp: [1],
   ReduceProd: [1],

@@ -1,4 +1,4 @@
-// vlmc train GRAPH --recipe NAME [--steps N] [--batch B] [--lr X] [--adapter METHOD[:key=value,...]]
+// vlmc train GRAPH --recipe NAME [--steps N] [--batch B] [--accumulate N] [--lr X] [--adapter METHOD[:key=value,...]]
 //                  [--dataset shapes|PATH] [--out DIR] [--resume DIR] [--eval-every N] [--no-prefix-cache] [--json]
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -8,12 +8,14 @@ import { adapterMethodSchema, parseGraphDocument } from '../engine/document.js';
 import { RECIPE_NAMES } from '../engine/trainer/recipes.js';
 import { type TrainerEvent, train } from '../engine/trainer/trainer.js';
 import { UsageError, parseArgs, validateFlags } from './args.js';
+import { exportPeftAdapters } from '../export/peft.js';
 
 const flagsSchema = z
   .object({
     recipe: z.string({ error: 'is required (one of ' + RECIPE_NAMES.join(', ') + ')' }),
     steps: z.coerce.number().int().positive().default(100),
     batch: z.coerce.number().int().positive().optional(),
+    accumulate: z.coerce.number().int().positive().default(1),
     lr: z.coerce.number().positive().optional(),
     adapter: z.string().optional(),
     dataset: z.string().default('shapes'),
@@ -26,13 +28,15 @@ const flagsSchema = z
     optimizer: z.enum(['adamw', 'sgd']).default('adamw'),
     'no-prefix-cache': z.boolean().default(false),
     'fixed-batch': z.boolean().default(false),
+    peft: z.boolean().default(false),
+    merge: z.boolean().default(false),
     json: z.boolean().default(false),
   })
   .strict();
 
 export const trainUsage =
-  'vlmc train GRAPH --recipe NAME [--steps N] [--batch B] [--lr X] [--adapter lora|qlora|prefix|prompt|ptuning|ptuning-v2|adapter|ia3|lora-moe[:key=value,...]] ' +
-  '[--dataset shapes|PATH] [--out DIR] [--resume DIR] [--eval-every N] [--json]';
+  'vlmc train GRAPH --recipe NAME [--steps N] [--batch B] [--accumulate N] [--lr X] [--adapter lora|qlora|prefix|prompt|ptuning|ptuning-v2|adapter|ia3|lora-moe[:key=value,...]] ' +
+  '[--dataset shapes|PATH] [--out DIR [--peft] [--merge]] [--resume DIR] [--eval-every N] [--json]';
 
 /** `lora:r=16,lora_alpha=32` → {method, config} (values parsed as JSON when they are numbers/booleans). */
 export function parseAdapterFlag(text: string): { method: z.infer<typeof adapterMethodSchema>; config: Record<string, unknown> } {
@@ -64,8 +68,9 @@ function graphPath(arg: string): string {
 }
 
 export async function trainCommand(argv: string[], out: (line: string) => void): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, ['json', 'no-prefix-cache', 'fixed-batch']);
+  const { positionals, flags } = parseArgs(argv, ['json', 'no-prefix-cache', 'fixed-batch', 'peft', 'merge']);
   const o = validateFlags(flagsSchema, flags);
+  if ((o.peft || o.merge) && !o.out) throw new UsageError('--peft and --merge write into the --out folder: give --out DIR');
   if (positionals.length !== 1) throw new UsageError(`usage: ${trainUsage}`);
   if (!(RECIPE_NAMES as readonly string[]).includes(o.recipe)) {
     throw new UsageError(`--recipe: unknown recipe '${o.recipe}' (one of ${RECIPE_NAMES.join(', ')})`);
@@ -112,6 +117,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void):
     recipe: o.recipe,
     steps: o.steps,
     batchSize: o.batch,
+    accumulate: o.accumulate,
     learningRate: o.lr,
     optimizer: o.optimizer,
     adapter: o.adapter ? parseAdapterFlag(o.adapter) : undefined,
@@ -126,5 +132,13 @@ export async function trainCommand(argv: string[], out: (line: string) => void):
     fixedBatch: o['fixed-batch'],
     onEvent: emit,
   });
+  if (o.out && (o.peft || o.merge)) {
+    // The trained folder's adapters in PEFT format (adapters/<node>/...), and with --merge the merged base weights.
+    const outDir = resolve(o.out);
+    const trained = parseGraphDocument(readFileSync(join(outDir, 'graph.json'), 'utf8'), join(outDir, 'graph.json'));
+    const res = await exportPeftAdapters(trained, { baseDir: outDir, outDir, merge: o.merge });
+    for (const f of res.files) out(o.json ? JSON.stringify({ type: 'file', ...f }) : `wrote ${f.path}`);
+    for (const n of res.notes) out(o.json ? JSON.stringify({ type: 'note', message: n }) : `note: ${n}`);
+  }
   return 0;
 }

@@ -48,6 +48,11 @@ export interface RunJobArgs {
   outputs?: string[];
   inputs?: RunJobInputs;
   baseDir: string;
+  /**
+   * A cancel flag in shared memory (1 = cancel), raised by the host directly: ORT blocks this thread during a
+   * run, so a `run.cancel` message would only be read once the run is over.
+   */
+  cancelFlag?: Int32Array;
 }
 
 export type Emit = (event: RunJobEvent) => void;
@@ -172,9 +177,19 @@ export function parseRunDocument(raw: unknown): GraphDocument {
 export function runGraph(args: RunJobArgs, emit: Emit): Promise<void> {
   const controller = new AbortController();
   running.set(args.id, controller);
-  const job = queue.then(() => execute(args, controller.signal, emit)).finally(() => running.delete(args.id));
+  const job = queue.then(() => execute(args, cancelSignal(controller.signal, args.cancelFlag), emit)).finally(() => running.delete(args.id));
   queue = job.catch(() => undefined);
   return job;
+}
+
+/**
+ * The executor and the generation loop only read `signal.aborted` between nodes and tokens; this signal also
+ * answers from the shared flag, so a cancel gets through while ORT keeps the thread busy.
+ */
+function cancelSignal(local: AbortSignal, flag: Int32Array | undefined): AbortSignal {
+  if (!flag) return local;
+  const view = { get aborted() { return local.aborted || Atomics.load(flag, 0) === 1; } };
+  return view as AbortSignal;
 }
 
 export function cancelRun(args: { id: string }): Record<string, never> {

@@ -103,7 +103,7 @@ describe('host api', () => {
   it('answers "not available yet" for engine parts that are not built', async () => {
     const info = await call('engine.info', {});
     if (!info.ok || info.result.modules.train) return; // the trainer exists: covered by its own tests
-    const r = await call('train.start', { document: doc, config: { steps: 1, learningRate: 0.001, dataset: 'x' } });
+    const r = await call('train.start', { document: doc, config: { steps: 1, learningRate: 0.001, dataset: 'shapes' } });
     expect(r).toEqual({ ok: false, error: { code: 'not-available', message: expect.stringMatching(/^not available yet: the train engine/) } });
   });
 });

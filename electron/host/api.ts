@@ -2,10 +2,11 @@
 // WebSocket (server.ts). It validates every request, enforces the file policy and forwards engine work to the worker.
 
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
 import { writeFileAtomic } from '../onnx/atomic.js';
 import {
+  BUILTIN_DATASETS,
   describeZodError,
   graphDocumentWireSchema,
   hostEventSchema,
@@ -16,7 +17,10 @@ import {
   type ParsedParams,
   type Reply,
   type Result,
+  type RunImage,
+  type RunInputs,
 } from './contract.js';
+import type { WorkerImage, WorkerRunInputs } from './worker-protocol.js';
 import { EngineClient, EngineFailure } from './engine-client.js';
 import { FilePolicy, FilePolicyError } from './files.js';
 
@@ -101,6 +105,29 @@ export function createHostApi(options: HostApiOptions): HostApi {
     return { id };
   }
 
+  /** Uploaded images become bytes; a path must pass the file policy. */
+  function workerImage(image: RunImage, what: string): WorkerImage {
+    if ('path' in image) return { name: basename(image.path), path: files.check(image.path) };
+    const bytes = Buffer.from(image.base64, 'base64');
+    if (bytes.length === 0) throw new HostFailure('invalid-file', `${what} '${image.name}' is empty`);
+    return { name: image.name, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length) };
+  }
+
+  function workerInputs(inputs: RunInputs): WorkerRunInputs {
+    return {
+      ...(inputs.image ? { image: workerImage(inputs.image, 'the run image') } : {}),
+      ...(inputs.prompt !== undefined ? { prompt: inputs.prompt } : {}),
+      ...(inputs.promptNode ? { promptNode: inputs.promptNode } : {}),
+    };
+  }
+
+  /** Relative paths in a graph resolve against its file's folder; unsaved graphs against the templates folder. */
+  function baseDirFor(graphPath: string | undefined): string {
+    return graphPath ? dirname(files.check(graphPath)) : options.templatesDir;
+  }
+
+  const checkpointsDir = () => files.dataPath('checkpoints');
+
   const handlers: Handlers = {
     'engine.info': async () => {
       const probe = (await engine.call('probe')) as Omit<Result<'engine.info'>, 'dataDir' | 'mode'>;
@@ -108,6 +135,12 @@ export function createHostApi(options: HostApiOptions): HostApi {
     },
 
     'catalog.list': async () => (await engine.call('catalog.list')) as Result<'catalog.list'>,
+
+    'catalog.ports': async ({ type, params }) => {
+      // An imported model's ports come from its file: only files the user picked may be read.
+      const checked = typeof params.path === 'string' && params.path ? { ...params, path: files.check(params.path) } : params;
+      return (await engine.call('catalog.ports', { type, params: checked })) as Result<'catalog.ports'>;
+    },
 
     'templates.list': async () => {
       let names: string[];
@@ -243,13 +276,74 @@ export function createHostApi(options: HostApiOptions): HostApi {
       return importModelAt(path, basename(path));
     },
 
-    'run.start': async (params) => startJob('run.start', params),
+    'run.start': async ({ document, outputs, inputs, graphPath }) => {
+      const args = { document, outputs, inputs: workerInputs(inputs), baseDir: baseDirFor(graphPath) };
+      const id = randomUUID();
+      await engine.call('run.start', { ...args, id, cancelFlag: engine.cancelFlag(id) });
+      return { id };
+    },
     'run.cancel': async ({ id }) => {
+      engine.raiseCancel(id);
       await engine.call('run.cancel', { id });
       return {};
     },
-    'compare.start': async (params) => startJob('compare.start', params),
-    'train.start': async (params) => startJob('train.start', params),
+    'compare.start': async ({ document, nodeId, candidates, inputs, images, graphPath }) =>
+      startJob('compare.start', {
+        document,
+        nodeId,
+        candidates,
+        inputs: workerInputs(inputs),
+        images: images.map((im, i) => workerImage(im, `image ${i + 1} of the set`)),
+        baseDir: baseDirFor(graphPath),
+      }),
+    'compare.cancel': async ({ id }) => {
+      await engine.call('compare.cancel', { id });
+      return {};
+    },
+    'train.start': async ({ document, config }) => {
+      const builtin = (BUILTIN_DATASETS as readonly string[]).includes(config.dataset);
+      const checked = {
+        ...config,
+        dataset: builtin ? config.dataset : files.check(config.dataset),
+        ...(config.resumeFrom ? { resumeFrom: files.check(config.resumeFrom) } : {}),
+      };
+      const id = randomUUID();
+      const checkpointDir = files.dataPath('checkpoints', id);
+      mkdirSync(checkpointDir, { recursive: true });
+      await engine.call('train.start', { document, config: checked, baseDir: options.templatesDir, checkpointDir, id });
+      return { id };
+    },
+    'train.checkpoints': async () => {
+      const root = checkpointsDir();
+      const found: Result<'train.checkpoints'>['checkpoints'] = [];
+      const walk = (dir: string, depth: number) => {
+        let entries;
+        try {
+          entries = readdirSync(dir, { withFileTypes: true });
+        } catch {
+          return;
+        }
+        for (const e of entries) {
+          const full = join(dir, e.name);
+          if (e.isDirectory() && depth < 2) walk(full, depth + 1);
+          else if (e.isFile() && e.name.endsWith('.safetensors')) {
+            const st = statSync(full);
+            found.push({ path: full, name: relative(root, full), bytes: st.size, modifiedAt: st.mtime.toISOString() });
+          }
+        }
+      };
+      walk(root, 0);
+      found.sort((a, b) => b.modifiedAt.localeCompare(a.modifiedAt));
+      return { checkpoints: found };
+    },
+    'dataset.pick': async () => {
+      const picked = await needDialogs('Pick a dataset').openFile({ title: 'Dataset (jsonl, csv, COCO or LLaVA json)', extensions: ['jsonl', 'json', 'csv'] });
+      if (!picked) return { cancelled: true };
+      const path = files.grantFile(picked);
+      // Dataset files name their images relative to their own folder.
+      files.grantFolder(dirname(path));
+      return { cancelled: false, path };
+    },
     'train.pause': async ({ id }) => {
       await engine.call('train.pause', { id });
       return {};
@@ -271,7 +365,7 @@ export function createHostApi(options: HostApiOptions): HostApi {
       } else {
         folder = files.dataPath('exports', FilePolicy.plainFileName(target.folderName, 'export folder name'));
       }
-      return startJob('export.start', { document, format, folder });
+      return startJob('export.start', { document, format, folder, baseDir: options.templatesDir });
     },
   };
 

@@ -107,15 +107,41 @@ const importedPort = z.object({
   shape: z.array(z.union([z.number(), z.string(), z.null()])).nullable(),
 });
 
+/** Built-in datasets (procedural, no files); anything else in `dataset` is a file path the user picked. */
+export const BUILTIN_DATASETS = ['shapes'] as const;
+
 const trainConfig = z.object({
   steps: z.number().int().positive(),
   learningRate: z.number().positive(),
   batchSize: z.number().int().positive().default(1),
   optimizer: z.enum(['adamw', 'sgd']).default('adamw'),
+  /** A built-in dataset name (`shapes`) or the absolute path of a dataset file (jsonl, csv, COCO or LLaVA json). */
   dataset: z.string().min(1),
+  /** A recipe the trainer implements (engine.info lists them); the trainer rejects unknown names. */
+  recipe: z.string().min(1).default('captioning'),
+  /** Built-in datasets: how many samples to generate. */
+  datasetSize: z.number().int().positive().max(100_000).default(256),
+  /** Evaluate on the held-out split every N steps (0 = never). */
+  evalEvery: z.number().int().nonnegative().default(0),
   checkpointEvery: z.number().int().positive().optional(),
   resumeFrom: z.string().optional(),
   seed: z.number().int().default(0),
+});
+
+/** An image given at run time: uploaded content (browser, drop) or a path the user picked (Electron). */
+export const runImageSchema = z.union([
+  z.strictObject({ name: z.string().min(1), base64: z.string().min(1) }),
+  z.strictObject({ path: z.string().min(1) }),
+]);
+
+/**
+ * Run-time data. The image goes to every `io.image` node; the prompt goes to the `io.text` node named by
+ * `promptNode`, or to the first `io.text` node in document order.
+ */
+export const runInputsSchema = z.strictObject({
+  image: runImageSchema.optional(),
+  prompt: z.string().optional(),
+  promptNode: nodeId.optional(),
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -129,6 +155,8 @@ export const methods = {
       availableProviders: z.array(z.string()),
       /** Which engine parts the host could load; the UI disables what is missing. */
       modules: z.record(z.string(), z.boolean()),
+      /** Training recipes the trainer implements (empty without a trainer). */
+      recipes: z.array(z.string()),
       dataDir: z.string(),
       mode: z.enum(['electron', 'browser']),
     }),
@@ -198,11 +226,19 @@ export const methods = {
       }),
     ]),
   },
+  'catalog.ports': {
+    /** A node's real ports for its params (they depend on the params for `model.onnx_import`). */
+    params: z.object({ type: z.string().min(1), params: z.record(z.string(), z.unknown()).default({}) }),
+    result: z.object({ inputs: z.array(portSpecSchema), outputs: z.array(portSpecSchema) }),
+  },
   'run.start': {
     params: z.object({
       document: graphDocumentWireSchema,
       /** Node ids whose outputs are wanted; empty = every output node. */
       outputs: z.array(nodeId).default([]),
+      inputs: runInputsSchema.default({}),
+      /** The graph file's path (relative paths in the document resolve against its folder). */
+      graphPath: z.string().min(1).optional(),
     }),
     result: jobId,
   },
@@ -213,10 +249,22 @@ export const methods = {
       /** Replace node `nodeId` with each candidate type in turn and run all variants on the same inputs. */
       nodeId,
       candidates: z.array(z.object({ type: z.string().min(1), params: z.record(z.string(), z.unknown()).default({}) })).min(1),
+      inputs: runInputsSchema.default({}),
+      /** An image set: every variant runs on each image (empty = `inputs.image` only). */
+      images: z.array(runImageSchema).max(32).default([]),
+      graphPath: z.string().min(1).optional(),
     }),
     result: jobId,
   },
+  'compare.cancel': { params: jobId, result: empty },
   'train.start': { params: z.object({ document: graphDocumentWireSchema, config: trainConfig }), result: jobId },
+  /** Checkpoints in the app's data folder, newest first. */
+  'train.checkpoints': {
+    params: empty,
+    result: z.object({ checkpoints: z.array(z.object({ path: z.string(), name: z.string(), bytes: z.number(), modifiedAt: z.string() })) }),
+  },
+  /** Picks a dataset file with the system dialog (Electron); its folder becomes readable for the images. */
+  'dataset.pick': { params: empty, result: z.union([z.object({ cancelled: z.literal(true) }), z.object({ cancelled: z.literal(false), path: z.string() })]) },
   'train.pause': { params: jobId, result: empty },
   'train.resume': { params: jobId, result: empty },
   'train.stop': { params: jobId, result: empty },
@@ -247,8 +295,10 @@ const tensorSummary = z.object({ dtype: z.string(), dims: z.array(z.number()), p
 export const runEventSchema = z.object({
   channel: z.literal('run.event'),
   id: z.string(),
-  type: z.enum(['started', 'progress', 'computed', 'cached', 'error', 'result', 'cancelled']),
+  /** `done` closes a run that finished; `error` without `node` closes one that failed; `cancelled` one that stopped. */
+  type: z.enum(['started', 'progress', 'computed', 'cached', 'error', 'result', 'cancelled', 'done']),
   node: z.string().optional(),
+  nodeType: z.string().optional(),
   /** progress: done/total steps inside a node (generation, diffusion). */
   done: z.number().optional(),
   total: z.number().optional(),
@@ -258,6 +308,33 @@ export const runEventSchema = z.object({
   /** result: decoded text or a PNG as a data URL, per output node. */
   text: z.string().optional(),
   imageDataUrl: z.string().optional(),
+  /** done: which nodes ran and which came from the cache, and the wall time. */
+  computed: z.array(z.string()).optional(),
+  cached: z.array(z.string()).optional(),
+  totalMs: z.number().optional(),
+});
+
+/** Compare: one `result` per (variant, image); variant 0 is the graph as it is, 1… the candidates in order. */
+export const compareEventSchema = z.object({
+  channel: z.literal('compare.event'),
+  id: z.string(),
+  type: z.enum(['started', 'progress', 'result', 'done', 'error', 'cancelled']),
+  variant: z.number().int().nonnegative().optional(),
+  /** The node type this variant puts at the compared node. */
+  nodeType: z.string().optional(),
+  image: z.number().int().nonnegative().optional(),
+  imageName: z.string().optional(),
+  text: z.string().optional(),
+  imageDataUrl: z.string().optional(),
+  latencyMs: z.number().optional(),
+  /** Parameters of the whole variant graph, and how many of them training would update. */
+  totalParams: z.number().optional(),
+  trainableParams: z.number().optional(),
+  /** Parameters of the compared node alone. */
+  nodeParams: z.number().optional(),
+  done: z.number().optional(),
+  total: z.number().optional(),
+  message: z.string().optional(),
 });
 
 export const trainEventSchema = z.object({
@@ -268,6 +345,10 @@ export const trainEventSchema = z.object({
   totalSteps: z.number().int().optional(),
   loss: z.number().optional(),
   learningRate: z.number().optional(),
+  /** Held-out metrics at an evaluation step (e.g. `eval_loss`, `token_accuracy`). */
+  metrics: z.record(z.string(), z.number()).optional(),
+  /** Wall time since the start, excluding pauses (the panel derives the ETA from it). */
+  elapsedMs: z.number().optional(),
   checkpointPath: z.string().optional(),
   message: z.string().optional(),
 });
@@ -277,12 +358,16 @@ export const exportEventSchema = z.object({
   id: z.string(),
   type: z.enum(['started', 'progress', 'done', 'error']),
   message: z.string().optional(),
+  /** The export folder (done) or the file just written (progress). */
   path: z.string().optional(),
+  /** done: every file written, relative to `path`, with its size. */
+  files: z.array(z.object({ path: z.string(), bytes: z.number() })).optional(),
 });
 
-export const hostEventSchema = z.discriminatedUnion('channel', [runEventSchema, trainEventSchema, exportEventSchema]);
+export const hostEventSchema = z.discriminatedUnion('channel', [runEventSchema, compareEventSchema, trainEventSchema, exportEventSchema]);
 
 export type RunEvent = z.infer<typeof runEventSchema>;
+export type CompareEvent = z.infer<typeof compareEventSchema>;
 export type TrainEvent = z.infer<typeof trainEventSchema>;
 export type ExportEvent = z.infer<typeof exportEventSchema>;
 export type HostEvent = z.infer<typeof hostEventSchema>;
@@ -327,6 +412,9 @@ export type ParamInfoWire = z.infer<typeof paramInfoSchema>;
 export type GraphDocumentWire = z.infer<typeof graphDocumentWireSchema>;
 export type Diagnostic = z.infer<typeof diagnosticSchema>;
 export type TrainConfig = z.input<typeof trainConfig>;
+export type ParsedTrainConfig = z.output<typeof trainConfig>;
+export type RunImage = z.infer<typeof runImageSchema>;
+export type RunInputs = z.infer<typeof runInputsSchema>;
 
 /** Turns a zod error into one line naming the fields, e.g. `nodes[2].type: expected string`. */
 export function describeZodError(error: z.ZodError, what: string): string {

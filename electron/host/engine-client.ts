@@ -39,6 +39,25 @@ export class EngineClient {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly listeners = new Set<(event: HostEvent) => void>();
+  /**
+   * Cancel flags in shared memory, by job id. ORT's session.run blocks the worker thread, so a cancel message
+   * would wait until the job ends; the worker reads these flags between nodes and generation steps instead.
+   */
+  private readonly cancelFlags = new Map<string, Int32Array>();
+
+  /** A fresh cancel flag for job `id`, to pass to the worker with the job's args. */
+  cancelFlag(id: string): Int32Array {
+    const flag = new Int32Array(new SharedArrayBuffer(4));
+    this.cancelFlags.set(id, flag);
+    return flag;
+  }
+
+  /** Raises job `id`'s cancel flag (seen by the worker at once, even mid-run); false when it has none. */
+  raiseCancel(id: string): boolean {
+    const flag = this.cancelFlags.get(id);
+    if (flag) Atomics.store(flag, 0, 1);
+    return flag !== undefined;
+  }
 
   onEvent(listener: (event: HostEvent) => void): () => void {
     this.listeners.add(listener);
@@ -78,7 +97,9 @@ export class EngineClient {
 
   private receive(message: WorkerMessage): void {
     if (message.kind === 'event') {
-      for (const listener of this.listeners) listener(message.event);
+      const e = message.event;
+      if (e.channel === 'run.event' && (e.type === 'done' || e.type === 'cancelled' || (e.type === 'error' && !e.node))) this.cancelFlags.delete(e.id);
+      for (const listener of this.listeners) listener(e);
       return;
     }
     const reply: WorkerReply = message.reply;

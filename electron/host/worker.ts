@@ -6,7 +6,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parentPort } from 'node:worker_threads';
 import { describeZodError, graphDocumentWireSchema, type Diagnostic, type HostEvent } from './contract.js';
-import { ENGINE_MODULES, type EngineModuleName, type WorkerMessage, type WorkerReply, type WorkerRequest } from './worker-protocol.js';
+import {
+  CONTROL_FUNCTIONS,
+  ENGINE_MODULES,
+  type EngineModuleName,
+  type WorkerMessage,
+  type WorkerReply,
+  type WorkerRequest,
+} from './worker-protocol.js';
 import { loadModel } from '../onnx/proto.js';
 import { tensorSize } from '../onnx/ir.js';
 
@@ -71,12 +78,39 @@ async function probe(): Promise<unknown> {
   const preferred = requested && backends.includes(requested as never) ? requested : 'cpu';
   const modules: Record<string, boolean> = {};
   for (const name of Object.keys(ENGINE_MODULES) as EngineModuleName[]) modules[name] = isAvailable(name);
-  return { executionProvider: preferred, availableProviders: backends, modules };
+  const names = modules.recipes ? (await engineModule('recipes')).RECIPE_NAMES : [];
+  const recipes = Array.isArray(names) ? names.filter((n): n is string => typeof n === 'string') : [];
+  return { executionProvider: preferred, availableProviders: backends, modules, recipes };
 }
 
 async function catalogList(): Promise<unknown> {
   const mod = await engineModule('catalog');
   return { types: fn<() => unknown[]>(mod, 'listNodeTypes')() };
+}
+
+interface ParamsSchema {
+  safeParse(v: unknown): { success: true; data: unknown } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } };
+}
+
+/** The ports of one node for its params: imported models read them from their file. */
+async function catalogPorts(args: { type: string; params: Record<string, unknown> }): Promise<unknown> {
+  const mod = await engineModule('catalog');
+  let def: { params: ParamsSchema };
+  try {
+    def = fn<(type: string) => { params: ParamsSchema }>(mod, 'getNodeType')(args.type);
+  } catch (e) {
+    throw new WorkerFailure('not-found', e instanceof Error ? e.message : String(e));
+  }
+  const parsed = def.params.safeParse(args.params);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new WorkerFailure('failed', `${args.type} params: ${first ? `${first.path.map(String).join('.') || '(root)'}: ${first.message}` : 'invalid'}`);
+  }
+  try {
+    return fn<(def: unknown, params: unknown) => unknown>(mod, 'portsOf')(def, parsed.data);
+  } catch (e) {
+    throw new WorkerFailure('invalid-file', e instanceof Error ? e.message : String(e));
+  }
 }
 
 /** Structure first (the contract's wire shape), then the engine's own parser (migrations, strict fields). */
@@ -136,7 +170,7 @@ function emit(event: HostEvent): void {
   post({ kind: 'event', event });
 }
 
-const JOB_CHANNEL = { run: 'run.event', compare: 'run.event', train: 'train.event', export: 'export.event' } as const;
+const JOB_CHANNEL = { run: 'run.event', compare: 'compare.event', train: 'train.event', export: 'export.event' } as const;
 
 /**
  * Starts a job and answers at once with its id; the job reports through events. A missing engine module fails
@@ -152,10 +186,11 @@ async function engineJob(name: 'run' | 'compare' | 'train' | 'export', args: { i
   return { id: args.id };
 }
 
-async function control(name: 'run' | 'train', op: string, args: unknown): Promise<unknown> {
-  const mod = await engineModule(name);
-  const handler = mod[op];
-  if (typeof handler !== 'function') throw new WorkerFailure('not-available', `not available yet: the ${name} engine has no '${op}'`);
+async function control(op: keyof typeof CONTROL_FUNCTIONS, args: unknown): Promise<unknown> {
+  const { module, fn: name } = CONTROL_FUNCTIONS[op];
+  const mod = await engineModule(module);
+  const handler = mod[name];
+  if (typeof handler !== 'function') throw new WorkerFailure('not-available', `not available yet: the ${module} engine has no '${name}'`);
   return (handler as (a: unknown) => unknown)(args);
 }
 
@@ -163,6 +198,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
   switch (req.op) {
     case 'probe': return probe();
     case 'catalog.list': return catalogList();
+    case 'catalog.ports': return catalogPorts(req.args as { type: string; params: Record<string, unknown> });
     case 'document.parse': return documentParse(req.args as { name: string; text: string });
     case 'document.validate': return documentValidate(req.args as { document: unknown });
     case 'onnx.inspect': return onnxInspect(req.args as { path: string });
@@ -170,10 +206,12 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case 'compare.start': return engineJob('compare', req.args as { id: string });
     case 'train.start': return engineJob('train', req.args as { id: string });
     case 'export.start': return engineJob('export', req.args as { id: string });
-    case 'run.cancel': return control('run', 'cancelRun', req.args);
-    case 'train.pause': return control('train', 'pauseTraining', req.args);
-    case 'train.resume': return control('train', 'resumeTraining', req.args);
-    case 'train.stop': return control('train', 'stopTraining', req.args);
+    case 'run.cancel':
+    case 'compare.cancel':
+    case 'train.pause':
+    case 'train.resume':
+    case 'train.stop':
+      return control(req.op, req.args);
   }
 }
 

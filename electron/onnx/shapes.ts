@@ -955,6 +955,22 @@ RULES.TopK = (c) => {
   return [{ dtype, shape: out }, { dtype: 'int64', shape: out }];
 };
 
+// DepthToSpace: [N, C, H, W] → [N, C/b², H·b, W·b]; SpaceToDepth the reverse.
+RULES.DepthToSpace = (c) => {
+  const x = c.shape(0);
+  const b = c.int('blocksize', 0);
+  if (b < 1) c.fail('blocksize must be a positive int');
+  if (x && x.length !== 4) c.fail(`input has rank ${x.length}, expected 4`);
+  return [{ dtype: c.dtype(0), shape: x ? [x[0], dimDiv(x[1], b * b), dimMul(x[2], b), dimMul(x[3], b)] : null }];
+};
+RULES.SpaceToDepth = (c) => {
+  const x = c.shape(0);
+  const b = c.int('blocksize', 0);
+  if (b < 1) c.fail('blocksize must be a positive int');
+  if (x && x.length !== 4) c.fail(`input has rank ${x.length}, expected 4`);
+  return [{ dtype: c.dtype(0), shape: x ? [x[0], dimMul(x[1], b * b), dimDiv(x[2], b), dimDiv(x[3], b)] : null }];
+};
+
 const lossRule: Rule = (c) => {
   const scores = c.input(0);
   const labels = c.shape(1);

@@ -9,6 +9,9 @@ import { composerStore, useComposer } from '../store/store.js';
 import { Inspector } from '../panels/Inspector.js';
 import { CanvasSearch, RecoveryPrompt, ShortcutsHelp, TemplatesGallery, Toasts } from '../panels/Overlays.js';
 import { Palette } from '../panels/Palette.js';
+import { Dock } from '../panels/Dock.js';
+import { isActive } from '../store/jobs.js';
+import { cancelRun, listenToJobs, refreshParamPorts, startRun } from './jobs.js';
 import {
   importOnnx,
   loadCatalog,
@@ -34,6 +37,7 @@ function Toolbar({ info }: { info: Result<'engine.info'> | null }) {
   const st = composerStore.getState();
   const browser = info?.mode !== 'electron';
   const runAvailable = info?.modules.run === true;
+  const running = useComposer((s) => isActive(s.run.status));
 
   return (
     <header className="toolbar">
@@ -71,9 +75,20 @@ function Toolbar({ info }: { info: Result<'engine.info'> | null }) {
       <span className="ep-badge" title={info ? `Available: ${info.availableProviders.join(', ')}` : 'Engine not reached'}>
         {info ? info.executionProvider.toUpperCase() : '…'}
       </span>
-      <button className="primary" disabled={!runAvailable} title={runAvailable ? 'Run the graph' : 'Run: not available yet (the run engine is not part of this build)'}>
-        ▶ Run
-      </button>
+      {running ? (
+        <button className="danger" onClick={() => void cancelRun()} title="Cancel the run">
+          ■ Cancel
+        </button>
+      ) : (
+        <button
+          className="primary"
+          disabled={!runAvailable}
+          onClick={() => void startRun()}
+          title={runAvailable ? 'Run the graph (Ctrl+Enter)' : 'Run: not available yet (the run engine is not part of this build)'}
+        >
+          ▶ Run
+        </button>
+      )}
       <button
         className="icon"
         aria-label="Toggle theme"
@@ -119,14 +134,25 @@ function StatusBar({ info }: { info: Result<'engine.info'> | null }) {
   const warnings = useComposer((s) => s.diagnostics.filter((d) => d.severity === 'warning').length);
   const note = useComposer((s) => s.validationNote);
   const savedAt = useComposer((s) => s.autosavedAt);
+  const run = useComposer((s) => s.run);
   return (
     <footer className="statusbar">
       <span>{counts}</span>
       <span className={errors ? 'status-error' : 'status-ok'} data-testid="diagnostic-count">
         {note ?? (errors || warnings ? `${errors} errors · ${warnings} warnings` : '✓ valid')}
       </span>
+      {run.status === 'running' && <span>Running…</span>}
+      {run.status === 'done' && (
+        <span>
+          Last run {((run.totalMs ?? 0) / 1000).toFixed(2)} s · {run.computed.length} computed · {run.cached.length} cached
+        </span>
+      )}
+      {run.status === 'error' && <span className="status-error">Last run failed</span>}
       <span className="spacer" />
       {savedAt && <span>Autosaved {new Date(savedAt).toLocaleTimeString()}</span>}
+      <span data-testid="status-ep" title={info ? `Execution providers in this build: ${info.availableProviders.join(', ')}` : undefined}>
+        Execution provider: <strong>{info ? info.executionProvider.toUpperCase() : '…'}</strong>
+      </span>
       <span>{info ? (info.mode === 'electron' ? 'Desktop' : 'Browser mode') : 'Connecting…'}</span>
     </footer>
   );
@@ -157,14 +183,23 @@ export function App() {
     const preferDark = window.matchMedia?.('(prefers-color-scheme: dark)').matches;
     composerStore.getState().setTheme(saved === 'dark' || saved === 'light' ? saved : preferDark ? 'dark' : 'light');
     const stop = startBackgroundWork();
+    const stopJobs = listenToJobs();
+    const stopPorts = composerStore.subscribe((state, prev) => {
+      if (state.nodes !== prev.nodes || state.catalog !== prev.catalog) refreshParamPorts();
+    });
     void (async () => {
       setInfo(await loadEngineInfo());
       await loadCatalog();
       const found = await recoverAutosave();
-      if (found && found.document.nodes.length > 0) setRecovery(found);
+      // Only offer recovery while the user has not started on something else (e.g. opened a template meanwhile).
+      if (found && found.document.nodes.length > 0 && composerStore.getState().revision === 0) setRecovery(found);
       void validateNow();
     })();
-    return stop;
+    return () => {
+      stop();
+      stopJobs();
+      stopPorts();
+    };
   }, []);
 
   useEffect(() => {
@@ -205,8 +240,11 @@ export function App() {
         <div className="workspace">
           <Palette />
           <main className="canvas-wrap">
-            <Canvas />
-            <EmptyState />
+            <div className="canvas-area">
+              <Canvas />
+              <EmptyState />
+            </div>
+            <Dock info={info} />
           </main>
           <Inspector />
         </div>

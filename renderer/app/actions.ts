@@ -122,10 +122,8 @@ export async function importOnnx(file?: File): Promise<void> {
       return;
     }
     const id = s.addNode(type, { x: 80, y: 80 });
-    if (id) {
-      s.setParam(id, 'path', r.path);
-      s.setParam(id, 'sha256', r.sha256);
-    }
+    // Its ports come from the file: the port query runs as soon as the path is set (app/jobs.ts).
+    if (id) s.setParam(id, 'path', r.path);
     s.toast('success', `Imported ${summary}`);
   } catch (e) {
     store().toast('error', message(e));

@@ -1,6 +1,7 @@
 // Keyboard shortcuts: one table drives both the handler and the help overlay.
 
 import { openSearchAtCentre, saveGraph } from './actions.js';
+import { startRun } from './jobs.js';
 import { composerStore } from '../store/store.js';
 
 export interface Shortcut {
@@ -14,7 +15,16 @@ const mod = (e: KeyboardEvent) => e.ctrlKey || e.metaKey;
 const key = (e: KeyboardEvent, k: string) => e.key.toLowerCase() === k;
 const st = () => composerStore.getState();
 
+/** Runs even while typing (the prompt box is where one most wants it). */
+const RUN_SHORTCUT: Shortcut = {
+  keys: ['Ctrl', 'Enter'],
+  label: 'Run the graph (also from the prompt box)',
+  match: (e) => mod(e) && e.key === 'Enter',
+  run: () => void startRun(),
+};
+
 export const SHORTCUTS: Shortcut[] = [
+  RUN_SHORTCUT,
   { keys: ['Ctrl', 'Z'], label: 'Undo', match: (e) => mod(e) && !e.shiftKey && key(e, 'z'), run: () => st().undo() },
   { keys: ['Ctrl', 'Shift', 'Z'], label: 'Redo (also Ctrl+Y)', match: (e) => mod(e) && ((e.shiftKey && key(e, 'z')) || key(e, 'y')), run: () => st().redo() },
   { keys: ['Ctrl', 'A'], label: 'Select all nodes', match: (e) => mod(e) && key(e, 'a'), run: () => st().selectAll() },
@@ -59,6 +69,11 @@ function typingInField(e: KeyboardEvent): boolean {
 }
 
 export function handleShortcut(e: KeyboardEvent): void {
+  if (RUN_SHORTCUT.match(e) && !st().dialog) {
+    e.preventDefault();
+    RUN_SHORTCUT.run(e);
+    return;
+  }
   if (typingInField(e)) return;
   if (e.key === 'Escape') {
     st().openDialog(null);

@@ -14,6 +14,7 @@ import {
 import { useCallback, useEffect, type DragEvent, type MouseEvent } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { registerFit, registerSearchAtCentre } from '../app/actions.js';
+import { takeImageFile } from '../app/jobs.js';
 import { connectionProblem, type ComposerEdge, type ComposerNode } from '../store/model.js';
 import { composerStore, useComposer } from '../store/store.js';
 import { ComposerNodeView } from './ComposerNodeView.js';
@@ -60,7 +61,7 @@ export function Canvas() {
   }, []);
 
   const onDragOver = useCallback((e: DragEvent) => {
-    if (e.dataTransfer.types.includes(PALETTE_MIME)) {
+    if (e.dataTransfer.types.includes(PALETTE_MIME) || e.dataTransfer.types.includes('Files')) {
       e.preventDefault();
       e.dataTransfer.dropEffect = 'copy';
     }
@@ -68,6 +69,13 @@ export function Canvas() {
 
   const onDrop = useCallback(
     (e: DragEvent) => {
+      // An image file dropped anywhere on the canvas (or on the Image node) becomes the run image.
+      const file = e.dataTransfer.files?.[0];
+      if (file) {
+        e.preventDefault();
+        void takeImageFile(file);
+        return;
+      }
       const type = e.dataTransfer.getData(PALETTE_MIME);
       if (!type) return;
       e.preventDefault();

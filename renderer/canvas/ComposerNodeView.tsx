@@ -5,7 +5,8 @@ import { Handle, Position, type NodeProps } from '@xyflow/react';
 import { memo, type CSSProperties } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import type { PortSpecWire } from '../../electron/host/contract.js';
-import { formatShape, inHandle, outHandle, portsOf, type ComposerNode } from '../store/model.js';
+import type { NodeRunState } from '../store/jobs.js';
+import { formatShape, inHandle, outHandle, nodePorts, type ComposerNode } from '../store/model.js';
 import { useComposer } from '../store/store.js';
 import { FAMILY_LABEL, familyColor, kindColor } from './theme.js';
 
@@ -27,12 +28,48 @@ function PortRow({ port, side }: { port: PortSpecWire; side: 'in' | 'out' }) {
   );
 }
 
+/** The node's state in the current run: a ring while it runs, token progress, cached / time / error markers. */
+function RunMarker({ state }: { state: NodeRunState | undefined }) {
+  if (!state) return null;
+  if (state.status === 'running') {
+    return <span className="run-ring" role="progressbar" aria-label="Running" title="Running" />;
+  }
+  if (state.status === 'cached') {
+    return (
+      <span className="badge badge-cached" data-testid="cached-marker" title="Output reused from the cache: nothing upstream changed">
+        cached
+      </span>
+    );
+  }
+  if (state.status === 'computed') {
+    return (
+      <span className="badge badge-computed" data-testid="computed-marker" title="Computed in this run">
+        ✓ {formatMs(state.ms)}
+      </span>
+    );
+  }
+  return (
+    <span className="badge badge-failed" data-testid="error-marker" title={state.message}>
+      ✕ failed
+    </span>
+  );
+}
+
+function formatMs(ms: number | undefined): string {
+  if (ms === undefined) return '';
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
 function ComposerNodeViewImpl({ id, data, selected }: NodeProps<ComposerNode>) {
-  const info = useComposer((s) => s.catalog[data.type]);
+  const catalog = useComposer((s) => s.catalog);
+  const info = catalog[data.type];
+  const runState = useComposer((s) => s.run.nodes[id]);
+  const result = useComposer((s) => s.run.results.find((r) => r.node === id));
+  const runImage = useComposer((s) => (data.type === 'io.image' ? s.runImage : null));
   const problems = useComposer(
     useShallow((s) => s.diagnostics.filter((d) => d.nodeId === id).map((d) => `${d.severity}:${d.port ? `${d.port}: ` : ''}${d.message}`)),
   );
-  const { inputs, outputs } = portsOf(info);
+  const { inputs, outputs } = nodePorts(catalog, { data });
   const errors = problems.filter((p) => p.startsWith('error:'));
   const family = info?.family;
   const style = { '--family': familyColor(family) } as CSSProperties;
@@ -40,7 +77,7 @@ function ComposerNodeViewImpl({ id, data, selected }: NodeProps<ComposerNode>) {
 
   return (
     <div
-      className={`cnode${selected ? ' selected' : ''}${errors.length ? ' has-error' : ''}${data.frozen ? ' frozen' : ''}`}
+      className={`cnode${selected ? ' selected' : ''}${errors.length ? ' has-error' : ''}${data.frozen ? ' frozen' : ''}${runState ? ` run-${runState.status}` : ''}`}
       style={style}
       data-testid={`node-${id}`}
     >
@@ -57,7 +94,37 @@ function ComposerNodeViewImpl({ id, data, selected }: NodeProps<ComposerNode>) {
             ❄ Frozen
           </span>
         )}
+        <RunMarker state={runState} />
       </div>
+ {(runState?.status === 'running' || runState?.status === 'computed') && runState.total !== undefined && (
+        <div className={`node-progress ${runState.status}`} data-testid="node-progress" title={`${runState.done ?? 0} of ${runState.total} ${runState.unit ?? 'steps'}s`}>
+          <div className="node-progress-bar" style={{ width: `${Math.min(100, (100 * (runState.done ?? 0)) / Math.max(1, runState.total))}%` }} />
+          <span>
+            {runState.done ?? 0}/{runState.total} {runState.unit ? `${runState.unit}s` : ''}
+          </span>
+        </div>
+      )}
+      {runState?.status === 'error' && runState.message && (
+        <div className="cnode-run-error" role="alert" data-testid="node-run-error">
+          {runState.message}
+        </div>
+      )}
+      {runImage && (
+        <div className="cnode-image" title={`Run image: ${runImage.name}`}>
+          <img src={runImage.dataUrl} alt={runImage.name} />
+          <span className="muted small">{runImage.name}</span>
+        </div>
+      )}
+      {result?.text !== undefined && (
+        <div className="cnode-output" data-testid="node-output-text">
+          {result.text || <span className="muted">(empty text)</span>}
+        </div>
+      )}
+      {result?.imageDataUrl && (
+        <div className="cnode-image">
+          <img src={result.imageDataUrl} alt={`output of ${id}`} />
+        </div>
+      )}
       <div className="cnode-ports">
         <div className="ports-col">{inputs.map((p) => <PortRow key={p.name} port={p} side="in" />)}</div>
         <div className="ports-col right">{outputs.map((p) => <PortRow key={p.name} port={p} side="out" />)}</div>

@@ -166,9 +166,11 @@ export function Inspector() {
                   key={t.type}
                   role="menuitem"
                   onClick={() => {
+                    const hadWeights = node.data.weights !== undefined;
                     const dropped = st.replaceNode(node.id, t.type);
                     setReplaceOpen(false);
-                    st.toast('info', dropped.length ? `Replaced; dropped connections: ${dropped.join(', ')}` : `Replaced with ${t.title}; connections kept`);
+                    const what = dropped.length ? `Replaced; dropped connections: ${dropped.join(', ')}` : `Replaced with ${t.title}; connections kept`;
+                    st.toast('info', hadWeights ? `${what}. Its weights file belonged to the old type: the new one starts freshly initialised.` : what);
                   }}
                 >
                   {t.title}

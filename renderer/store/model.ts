@@ -17,6 +17,11 @@ export type NodeData = {
   frozen: boolean;
   adapters: AdapterSpec[];
   weights?: { path: string; sha256: string };
+  /**
+   * Ports the host reported for these params (imported models read them from their file); a renderer-side cache,
+   * never saved, used only while `key` matches the params.
+   */
+  ports?: { key: string; inputs: PortSpecWire[]; outputs: PortSpecWire[] };
 };
 
 export type ComposerNode = Node<NodeData, 'composer'>;
@@ -42,6 +47,24 @@ export function portsOf(info: NodeTypeInfoWire | undefined): { inputs: PortSpecW
   return { inputs: info?.inputs ?? [], outputs: info?.outputs ?? [] };
 }
 
+/** Identifies the params a port query answered for. */
+export function portsKey(data: Pick<NodeData, 'type' | 'params'>): string {
+  return JSON.stringify([data.type, data.params]);
+}
+
+/** Types whose ports depend on their params (the catalogue lists them with no ports of their own). */
+export function hasParamPorts(info: NodeTypeInfoWire | undefined): boolean {
+  return info?.family === 'imported';
+}
+
+/** A node's ports: what the host reported for its current params, else the catalogue's. */
+export function nodePorts(catalog: CatalogIndex, node: Pick<ComposerNode, 'data'> | undefined): { inputs: PortSpecWire[]; outputs: PortSpecWire[] } {
+  if (!node) return portsOf(undefined);
+  const cached = node.data.ports;
+  if (cached && cached.key === portsKey(node.data)) return { inputs: cached.inputs, outputs: cached.outputs };
+  return portsOf(catalog[node.data.type]);
+}
+
 export function makeEdge(
   catalog: CatalogIndex,
   nodes: readonly ComposerNode[],
@@ -51,7 +74,7 @@ export function makeEdge(
   targetPort: string,
 ): ComposerEdge {
   const from = nodes.find((n) => n.id === source);
-  const port = from ? portsOf(catalog[from.data.type]).outputs.find((p) => p.name === sourcePort) : undefined;
+  const port = from ? nodePorts(catalog, from).outputs.find((p) => p.name === sourcePort) : undefined;
   return {
     id: edgeId(source, sourcePort, target, targetPort),
     type: 'shape',
@@ -187,8 +210,8 @@ export function connectionProblem(
   const from = nodes.find((n) => n.id === c.source);
   const to = nodes.find((n) => n.id === c.target);
   if (!from || !to) return 'unknown node';
-  const out = portsOf(catalog[from.data.type]).outputs.find((p) => p.name === portOfHandle(c.sourceHandle));
-  const inp = portsOf(catalog[to.data.type]).inputs.find((p) => p.name === portOfHandle(c.targetHandle));
+  const out = nodePorts(catalog, from).outputs.find((p) => p.name === portOfHandle(c.sourceHandle));
+  const inp = nodePorts(catalog, to).inputs.find((p) => p.name === portOfHandle(c.targetHandle));
   if (!out || !inp) return 'unknown port';
   if (out.kind !== inp.kind && out.kind !== 'any' && inp.kind !== 'any') return `${out.kind} cannot feed ${inp.kind}`;
   if (edges.some((e) => e.target === c.target && e.targetHandle === c.targetHandle)) return `${to.id}.${inp.name} is already connected`;
@@ -211,7 +234,9 @@ export function replaceNodeType(
   if (!info || !old) return { nodes: [...nodes], edges: [...edges], dropped: [] };
   const params = defaultParams(info);
   for (const p of info.params) if (p.name in old.data.params) params[p.name] = old.data.params[p.name];
-  const replaced: ComposerNode = { ...old, data: { ...old.data, type: info.type, typeVersion: info.typeVersion, params } };
+  // A weights file belongs to the old type's tensors: the new type starts from its own seeded init.
+  const { weights: _oldWeights, ports: _oldPorts, ...kept } = old.data;
+  const replaced: ComposerNode = { ...old, data: { ...kept, type: info.type, typeVersion: info.typeVersion, params } };
   const nextNodes = nodes.map((n) => (n.id === nodeId ? replaced : n));
 
   const pick = (ports: PortSpecWire[], name: string, kind: string | undefined, used: Set<string>) =>

@@ -12,7 +12,23 @@ import {
 } from '@xyflow/react';
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import { useStore as useZustand } from 'zustand';
-import type { Diagnostic, NodeTypeInfoWire } from '../../electron/host/contract.js';
+import type { Diagnostic, HostEvent, NodeTypeInfoWire, PortSpecWire } from '../../electron/host/contract.js';
+import {
+  idleCompare,
+  idleExport,
+  idleRun,
+  idleTrain,
+  reduceCompare,
+  reduceExport,
+  reduceRun,
+  reduceTrain,
+  type CompareState,
+  type ExportState,
+  type Panel,
+  type PickedImage,
+  type RunState,
+  type TrainState,
+} from './jobs.js';
 import { apply, diff, HISTORY_LIMIT, type Transaction } from './history.js';
 import {
   connectionProblem,
@@ -22,6 +38,7 @@ import {
   makeEdge,
   pasteInto,
   portOfHandle,
+  portsKey,
   replaceNodeType,
   withEdgeMeta,
   type AdapterSpec,
@@ -105,7 +122,29 @@ export interface UiSlice {
   setAutosavedAt(at: string): void;
 }
 
-export type ComposerState = GraphSlice & CatalogSlice & UiSlice;
+export interface JobsSlice {
+  /** The open tab of the bottom dock; null = collapsed. */
+  panel: Panel | null;
+  runImage: PickedImage | null;
+  prompt: string;
+  run: RunState;
+  compare: CompareState;
+  train: TrainState;
+  exportJob: ExportState;
+  setPanel(panel: Panel | null): void;
+  setRunImage(image: PickedImage | null): void;
+  setPrompt(prompt: string): void;
+  /** Replaces a job's state (a new job starting, or a request that failed before any event). */
+  setRun(run: RunState): void;
+  setCompare(compare: CompareState): void;
+  setTrain(train: TrainState): void;
+  setExport(exportJob: ExportState): void;
+  applyEvent(event: HostEvent): void;
+  /** Records the ports the host reported for a node's current params (not an undoable change). */
+  setNodePorts(nodeId: string, ports: { inputs: PortSpecWire[]; outputs: PortSpecWire[] }): void;
+}
+
+export type ComposerState = GraphSlice & CatalogSlice & UiSlice & JobsSlice;
 
 let toastIds = 1;
 
@@ -306,6 +345,48 @@ export function createComposerStore(): StoreApi<ComposerState> {
       },
       setAutosavedAt(at) {
         set({ autosavedAt: at });
+      },
+
+      // jobs --------------------------------------------------------------------------------------------------
+      panel: 'run',
+      runImage: null,
+      prompt: '',
+      run: idleRun,
+      compare: idleCompare,
+      train: idleTrain,
+      exportJob: idleExport,
+      setPanel(panel) {
+        set({ panel });
+      },
+      setRunImage(runImage) {
+        set({ runImage });
+      },
+      setPrompt(prompt) {
+        set({ prompt });
+      },
+      setRun(run) {
+        set({ run });
+      },
+      setCompare(compare) {
+        set({ compare });
+      },
+      setTrain(train) {
+        set({ train });
+      },
+      setExport(exportJob) {
+        set({ exportJob });
+      },
+      applyEvent(e) {
+        const s = get();
+        if (e.channel === 'run.event') set({ run: reduceRun(s.run, e) });
+        else if (e.channel === 'compare.event') set({ compare: reduceCompare(s.compare, e) });
+        else if (e.channel === 'train.event') set({ train: reduceTrain(s.train, e) });
+        else set({ exportJob: reduceExport(s.exportJob, e) });
+      },
+      setNodePorts(nodeId, ports) {
+        const s = get();
+        const nodes = s.nodes.map((n) => (n.id === nodeId ? { ...n, data: { ...n.data, ports: { key: portsKey(n.data), ...ports } } } : n));
+        set({ nodes, edges: withEdgeMeta(s.catalog, nodes, s.edges) });
       },
     };
   });

@@ -110,6 +110,9 @@ export const REDUCE_CASES: RuleCase[] = [
   { name: 'ReduceSumSquare', op: 'ReduceSumSquare', inputs: [f([2, 3])], attrs: { axes: [1] } },
   { name: 'ReduceL2', op: 'ReduceL2', inputs: [f([2, 3])], attrs: { axes: [1], keepdims: 0 } },
   { name: 'ReduceLogSumExp', op: 'ReduceLogSumExp', inputs: [f([2, 3])], attrs: { axes: [1] } },
+  { name: 'ReduceL1', op: 'ReduceL1', inputs: [away([2, 3])], attrs: { axes: [1], keepdims: 0 } },
+  { name: 'ReduceL1 all axes, symbolic dims', op: 'ReduceL1', inputs: [{ ...away([2, 3]), symbolic: ['b', 'n'] }] },
+  { name: 'ReduceLogSum', op: 'ReduceLogSum', inputs: [f([2, 3], { positive: true, awayFromZero: 0.3 })], attrs: { axes: [0] } },
   { name: 'ReduceMax', op: 'ReduceMax', inputs: [distinct([2, 3, 4])], attrs: { axes: [2], keepdims: 0 } },
   { name: 'ReduceMin', op: 'ReduceMin', inputs: [distinct([2, 3, 4])], attrs: { axes: [1] } },
   { name: 'Softmax last axis', op: 'Softmax', inputs: [f([2, 3, 4], { scale: 2 })] },
@@ -139,6 +142,24 @@ export const SHAPE_CASES: RuleCase[] = [
   { name: 'GatherElements', op: 'GatherElements', inputs: [f([2, 3]), i64([2, 2], [0, 2, 1, 1])], attrs: { axis: 1 } },
   { name: 'GatherND', op: 'GatherND', inputs: [f([2, 3, 2]), i64([2, 2], [0, 1, 1, 2])] },
   { name: 'Tile', op: 'Tile', inputs: [f([2, 3]), ints([2, 2])] },
+  { name: 'TopK last axis (indices unused)', op: 'TopK', inputs: [distinct([2, 5]), ints([2])], outputs: 2, lossOutputs: [0] },
+  {
+    name: 'TopK axis 0, smallest, symbolic dims',
+    op: 'TopK',
+    inputs: [{ ...distinct([4, 3]), symbolic: ['n', 'c'] }, ints([3])],
+    attrs: { axis: 0, largest: 0 },
+    outputs: 2,
+    lossOutputs: [0],
+  },
+  { name: 'DepthToSpace DCR', op: 'DepthToSpace', inputs: [f([2, 8, 2, 3])], attrs: { blocksize: 2 } },
+  {
+    name: 'DepthToSpace CRD, symbolic dims',
+    op: 'DepthToSpace',
+    inputs: [fSym([1, 8, 3, 2], ['b', 'c', 'h', 'w'])],
+    attrs: { blocksize: 2, mode: 'CRD' },
+  },
+  { name: 'SpaceToDepth', op: 'SpaceToDepth', inputs: [f([2, 2, 4, 6])], attrs: { blocksize: 2 } },
+  { name: 'SpaceToDepth symbolic dims', op: 'SpaceToDepth', inputs: [fSym([1, 3, 6, 3], ['b', 'c', 'h', 'w'])], attrs: { blocksize: 3 } },
 ];
 
 export const SPATIAL_CASES: RuleCase[] = [

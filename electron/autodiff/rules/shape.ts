@@ -87,7 +87,57 @@ const gather: VjpRule = (ctx) => {
   return [ctx.op('ScatterND', [ctx.zerosLike(x), indices, g], { reduction: 'add' }), null];
 };
 
+// TopK: the Values cotangent goes back to the positions the Indices output names (distinct along the axis).
+const topK: VjpRule = (ctx) => {
+  const x = ctx.input(0);
+  const g = ctx.gradOut(0);
+  if (!g) return [null, null];
+  const axis = ctx.axis(ctx.attrInt('axis', -1), ctx.rank(x));
+  const indices = ctx.ensureOutput(1, 'indices', 'int64', ctx.shape(ctx.output(0)));
+  return [ctx.op('ScatterElements', [ctx.zerosLike(x), indices, g], { axis, reduction: 'add' }), null];
+};
+
+/** Concat of slices [from, to) of Shape(value) and literal dims, as an int64 shape tensor. */
+function shapeOf(ctx: VjpContext, parts: Array<[string, number, number] | number[]>): string {
+  const pieces = parts.map((p) =>
+    typeof p[0] === 'string'
+      ? ctx.op('Slice', [ctx.op('Shape', [p[0]]), ctx.b.ints([p[1] as number]), ctx.b.ints([p[2] as number])])
+      : ctx.b.ints(p as number[]),
+  );
+  return ctx.op('Concat', pieces, { axis: 0 });
+}
+
+// DepthToSpace / SpaceToDepth are a reshape, a 6-D transpose and a reshape: the adjoint runs the same steps backwards
+// (cotangent viewed in the transposed 6-D layout, inverse permutation, reshape to X).
+const depthToSpace: VjpRule = (ctx) => {
+  const x = ctx.input(0);
+  const y = ctx.output(0);
+  const b = ctx.attrInt('blocksize', 0);
+  if (b < 1) throw ctx.error('blocksize must be a positive int');
+  const mode = ctx.attrString('mode', 'DCR');
+  if (mode !== 'DCR' && mode !== 'CRD') throw ctx.error(`unknown mode '${mode}'`);
+  // Forward 6-D layout after its transpose: [N, C/b², H, b, W, b].
+  const view = shapeOf(ctx, [[y, 0, 2], [x, 2, 3], [b], [x, 3, 4], [b]]);
+  const perm = mode === 'DCR' ? [0, 3, 5, 1, 2, 4] : [0, 1, 3, 5, 2, 4];
+  const moved = ctx.op('Transpose', [ctx.op('Reshape', [ctx.gradOut(0)!, view])], { perm });
+  return [ctx.op('Reshape', [moved, ctx.op('Shape', [x])])];
+};
+
+const spaceToDepth: VjpRule = (ctx) => {
+  const x = ctx.input(0);
+  const y = ctx.output(0);
+  const b = ctx.attrInt('blocksize', 0);
+  if (b < 1) throw ctx.error('blocksize must be a positive int');
+  // Forward 6-D layout after its transpose: [N, b, b, C, H/b, W/b].
+  const view = shapeOf(ctx, [[x, 0, 1], [b, b], [x, 1, 2], [y, 2, 4]]);
+  const moved = ctx.op('Transpose', [ctx.op('Reshape', [ctx.gradOut(0)!, view])], { perm: [0, 3, 4, 1, 5, 2] });
+  return [ctx.op('Reshape', [moved, ctx.op('Shape', [x])])];
+};
+
 export const shapeRules: Record<string, VjpRule> = {
+  TopK: topK,
+  DepthToSpace: depthToSpace,
+  SpaceToDepth: spaceToDepth,
   Reshape: (ctx) => [...reshapeBack(ctx), null],
   Flatten: reshapeBack,
   Squeeze: (ctx) => [...reshapeBack(ctx), null],

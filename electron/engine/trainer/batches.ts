@@ -4,9 +4,10 @@
 
 import { type Tensor, OnnxError } from '../../onnx/ir.js';
 import { tokenizeParams } from '../../nodes/text.js';
+import { labelsParams } from '../../nodes/heads.js';
 import type { Catalog } from '../../nodes/catalog.js';
 import { encodePng } from '../image.js';
-import { type Sample, IMAGE_PLACEHOLDER, createShapesDataset, loadDataset, loadSampleImage, splitSamples } from '../datasets/index.js';
+import { type Sample, type ShapesOptionsInput, IMAGE_PLACEHOLDER, createShapesDataset, loadDataset, loadSampleImage, splitSamples } from '../datasets/index.js';
 import { hashString } from '../rng.js';
 import { hostSteps } from '../host-steps/io.js';
 import { textHostSteps, tokenizerFor } from '../host-steps/text.js';
@@ -15,8 +16,15 @@ import type { GraphDocument } from '../document.js';
 import { IGNORE_INDEX } from '../../autodiff/losses.js';
 import { type DataPort, TrainError, ancestorsOf, defOf } from './plan.js';
 import type { Task } from './recipes.js';
+import { DIFFUSION, targetImage } from './objectives.js';
 
 const HOST_STEPS: Record<string, HostStep> = { ...hostSteps, ...textHostSteps };
+
+/** Mid-grey 64×64 input image of text → image samples. */
+const BLANK_IMAGE = { width: 64, height: 64, data: new Uint8Array(64 * 64 * 3).fill(128) };
+
+/** Scene options of the built-in shapes dataset (its seed, split and size come from the training options). */
+export type ShapesSceneOptions = Omit<ShapesOptionsInput, 'seed' | 'split' | 'numSamples'>;
 
 export interface DatasetSplits {
   name: string;
@@ -25,14 +33,17 @@ export interface DatasetSplits {
 }
 
 /** `shapes` (procedural, no files) or a dataset file (JSONL/CSV captions, COCO, LLaVA; errors name file and line). */
-export function loadSplits(spec: string, opts: { size?: number; seed?: number; evalFraction?: number } = {}): DatasetSplits {
+export function loadSplits(
+  spec: string,
+  opts: { size?: number; seed?: number; evalFraction?: number; shapes?: ShapesSceneOptions } = {},
+): DatasetSplits {
   const evalFraction = opts.evalFraction ?? 0.1;
   if (spec === 'shapes') {
     const size = opts.size ?? 256;
     const seed = opts.seed ?? 0;
     const evalSize = Math.max(4, Math.round(size * evalFraction));
-    const train = createShapesDataset({ seed, numSamples: size, split: 'train', qaTurns: 1 });
-    const evalSet = createShapesDataset({ seed, numSamples: evalSize, split: 'eval', qaTurns: 1 });
+    const train = createShapesDataset({ qaTurns: 1, ...opts.shapes, seed, numSamples: size, split: 'train' });
+    const evalSet = createShapesDataset({ qaTurns: 1, ...opts.shapes, seed, numSamples: evalSize, split: 'eval' });
     return { name: 'shapes', train: [...train], eval: [...evalSet] };
   }
   const loaded = loadDataset(spec);
@@ -69,6 +80,8 @@ export interface SampleBuilderOptions {
   task: Task;
   /** Fused input name that takes LM labels aligned to the LM tokens (merge token_labels), if any. */
   labelInput?: string;
+  /** Diffusion objective: also produce x₀ (DIFFUSION.x0) from each sample's image at this size. */
+  targetImage?: { size: number; channels: number };
 }
 
 export class SampleBuilder {
@@ -86,6 +99,14 @@ export class SampleBuilder {
         const tok = this.tokenizerOf(d.node);
         padId = tok.specialIds.pad ?? 0;
         eos = tok.specialIds.eos;
+      } else if (d.nodeType === 'text.labels') {
+        // A zero-shot head's label tokens: in training, the sample's caption is the one text (CLIP on captions).
+        const tok = tokenizerFor(labelsParams.parse(o.doc.nodes.find((n) => n.id === d.node)!.params).tokenizer, o.baseDir);
+        padId = tok.specialIds.pad ?? tok.specialIds.eos ?? 0;
+      } else if (d.nodeType === 'prompt.few_shot') {
+        // Its pixel_values come out of the host chain (examples + the sample's image), as at run time.
+      } else if (d.nodeType === 'diffusion.noise' && o.task === 'generation') {
+        // x_t and t are drawn per batch by the trainer (objectives.ts diffusionFeeds).
       } else if (d.nodeType !== 'io.image') {
         throw new TrainError(
           `node '${d.node}' (${d.nodeType}) feeds the model, but training can only feed images (io.image) and tokens (text.tokenize)`,
@@ -130,6 +151,11 @@ export class SampleBuilder {
   /** The user text and the target for a sample under this task. */
   private textsOf(sample: Sample): { user?: string; turns: Array<{ prompt: string; answer: string }>; caption?: string } {
     const { task } = this.o;
+    if (task === 'generation') {
+      // Text → image: the caption is the user's request; there is no text target.
+      if (!sample.caption) throw new TrainError(`sample '${sample.id}' has no caption (the recipe generates images from captions)`);
+      return { user: sample.caption, turns: [], caption: sample.caption };
+    }
     if (task === 'caption') {
       if (!sample.caption) throw new TrainError(`sample '${sample.id}' has no caption (the recipe trains on captions)`);
       return { user: undefined, turns: [], caption: sample.caption };
@@ -153,25 +179,41 @@ export class SampleBuilder {
     throw new TrainError(`sample '${sample.id}' has no question/answer, conversation or caption for the '${task}' task`);
   }
 
-  /** Runs the host text chain feeding `tokenizeNode` with `user` as the graph's text input. */
-  private async renderPrompt(tokenizeNode: string, user: string | undefined): Promise<string> {
+  /**
+   * Runs the host chain up to `target` (exclusive when `exclusive`): text and prompt nodes with `user` as the graph's
+   * text input, image nodes with the sample's image (few-shot prompts interleave it with their examples).
+   */
+  private async runHostChain(
+    target: string,
+    user: string | undefined,
+    imageBytes: () => Promise<Uint8Array>,
+    exclusive: boolean,
+  ): Promise<Record<string, Record<string, HostValue>>> {
     const { doc, catalog } = this.o;
-    const chain = ancestorsOf(doc, [tokenizeNode]);
-    chain.delete(tokenizeNode);
+    const chain = ancestorsOf(doc, [target]);
+    if (exclusive) chain.delete(target);
     const order = doc.nodes.map((n) => n.id).filter((id) => chain.has(id));
     const outputs: Record<string, Record<string, HostValue>> = {};
     for (const id of order) {
       const def = defOf(doc, catalog, id);
       const step = def.host ? HOST_STEPS[def.host] : undefined;
-      if (!step || !def.host || !(def.host === 'io.text' || def.host.startsWith('prompt.'))) {
-        throw new TrainError(`node '${id}' (${def.info.type}) sits before tokenizer '${tokenizeNode}': training supports text and prompt nodes there`);
+      if (!step || !def.host || !(def.host === 'io.text' || def.host === 'io.image' || def.host.startsWith('prompt.'))) {
+        throw new TrainError(`node '${id}' (${def.info.type}) sits before '${target}': training supports image, text and prompt nodes there`);
       }
       const inputs: Record<string, HostValue> = {};
       for (const e of doc.edges.filter((x) => x.to.node === id)) inputs[e.to.port] = outputs[e.from.node][e.from.port];
       const node = doc.nodes.find((n) => n.id === id)!;
-      const runInput = def.host === 'io.text' && user !== undefined ? { text: user } : undefined;
+      const runInput =
+        def.host === 'io.text' && user !== undefined ? { text: user } : def.host === 'io.image' ? { bytes: await imageBytes() } : undefined;
       outputs[id] = await step(node.params, inputs, { nodeId: id, baseDir: this.o.baseDir, runInput });
     }
+    return outputs;
+  }
+
+  /** Runs the host text chain feeding `tokenizeNode` with `user` as the graph's text input. */
+  private async renderPrompt(tokenizeNode: string, user: string | undefined, imageBytes: () => Promise<Uint8Array>): Promise<string> {
+    const { doc } = this.o;
+    const outputs = await this.runHostChain(tokenizeNode, user, imageBytes, true);
     const edge = doc.edges.find((e) => e.to.node === tokenizeNode && e.to.port === 'text');
     if (!edge) throw new TrainError(`tokenizer '${tokenizeNode}' has no text input`);
     const text = outputs[edge.from.node]?.[edge.from.port];
@@ -185,24 +227,43 @@ export class SampleBuilder {
     const values = new Map<string, Tensor>();
     const texts = this.textsOf(sample);
     const out: PreparedSample = { values, target: texts.caption, prompt: texts.user };
-    let imageBytes: Uint8Array | undefined;
+    let png: Uint8Array | undefined;
+    // Text → image gets a blank input image (the dataset image is the target, not a hint).
+    const imageBytes = async () => (png ??= await encodePng(this.o.task === 'generation' ? BLANK_IMAGE : await loadSampleImage(sample)));
     for (const d of this.o.dataPorts) {
-      if (values.has(d.name)) continue;
+      if (values.has(d.name) || d.nodeType === 'diffusion.noise') continue;
       const node = this.o.doc.nodes.find((n) => n.id === d.node)!;
       if (d.nodeType === 'io.image') {
-        imageBytes ??= await encodePng(await loadSampleImage(sample));
-        const res = await HOST_STEPS['io.image'](node.params, {}, { nodeId: d.node, baseDir: this.o.baseDir, runInput: { bytes: imageBytes } });
+        const res = await HOST_STEPS['io.image'](node.params, {}, { nodeId: d.node, baseDir: this.o.baseDir, runInput: { bytes: await imageBytes() } });
         values.set(d.name, res[d.port] as Tensor);
+        continue;
+      }
+      if (d.nodeType === 'prompt.few_shot') {
+        const value = (await this.runHostChain(d.node, texts.user, imageBytes, false))[d.node][d.port];
+        if (typeof value === 'string' || value === undefined) throw new TrainError(`node '${d.node}': output '${d.port}' is not a tensor`);
+        values.set(d.name, value);
+        continue;
+      }
+      if (d.nodeType === 'text.labels') {
+        const p = labelsParams.parse(node.params);
+        const tok = tokenizerFor(p.tokenizer, this.o.baseDir);
+        const eos = tok.specialIds.eos;
+        if (!texts.caption) throw new TrainError(`sample '${sample.id}' has no caption for the labels node '${d.node}'`);
+        let ids = tok.encode(texts.caption, { addSpecialTokens: true });
+        if (eos !== undefined && ids[ids.length - 1] !== eos) ids = [...ids.slice(0, p.max_length - 1), eos];
+        ids = ids.slice(0, p.max_length);
+        values.set(`${d.node}.input_ids`, intRow(ids));
+        values.set(`${d.node}.attention_mask`, intRow(ids.map(() => 1)));
         continue;
       }
       const role = this.roles.get(d.node)!;
       const params = tokenizeParams.parse(node.params);
       const tok = this.tokenizerOf(d.node);
       const user = role === 'text' ? texts.caption : texts.user;
-      const prompt = await this.renderPrompt(d.node, user);
+      const prompt = await this.renderPrompt(d.node, user, imageBytes);
       let ids = tok.encode(prompt, { addSpecialTokens: params.add_special_tokens });
       let labels = ids.map(() => IGNORE_INDEX);
-      if (role === 'lm') {
+      if (role === 'lm' && this.o.task !== 'generation') {
         const eos = tok.specialIds.eos;
         const answer = (text: string) => [...tok.encode(text, { addSpecialTokens: false }), ...(eos === undefined ? [] : [eos])];
         const target = answer(texts.caption ?? '');
@@ -233,6 +294,10 @@ export class SampleBuilder {
       if (ids.length === 0) throw new TrainError(`sample '${sample.id}': tokenizer '${d.node}' produced no tokens`);
       values.set(`${d.node}.input_ids`, intRow(ids));
       values.set(`${d.node}.attention_mask`, intRow(ids.map(() => 1)));
+    }
+    if (this.o.targetImage) {
+      const { size, channels } = this.o.targetImage;
+      values.set(DIFFUSION.x0, await targetImage(await loadSampleImage(sample), size, channels, `sample '${sample.id}'`));
     }
     this.cache.set(sample.id, out);
     return out;

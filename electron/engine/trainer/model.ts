@@ -3,9 +3,10 @@
 // and a forward-only evaluation model that takes the current trainables as inputs.
 
 import { GraphBuilder } from '../../onnx/builder.js';
-import { type Dim, type Model, type Tensor, type ValueInfo, OnnxError } from '../../onnx/ir.js';
+import { type Dim, type Graph, type Model, type Tensor, type ValueInfo, OnnxError } from '../../onnx/ir.js';
 import { type OptimizerConfig } from '../../autodiff/optimizers.js';
 import { type TrainStep, buildTrainStep } from '../../autodiff/train-step.js';
+import { type GradStep, buildApplyStep, buildGradStep } from '../../autodiff/accumulate.js';
 import { crossEntropyLoss, infoNceLoss } from '../../autodiff/losses.js';
 import { WORD_EMBEDDING } from '../../nodes/llms.js';
 import type { Catalog } from '../../nodes/catalog.js';
@@ -14,6 +15,8 @@ import type { Executor } from '../executor.js';
 import type { GraphDocument } from '../document.js';
 import { type TrainPlan, TrainError, ancestorsOf, defOf, nodeTrainsItself } from './plan.js';
 import type { Objective } from './recipes.js';
+import { MLM, addDiffusionLoss, addMlmHead, addMrmLoss, diffusionSetup } from './objectives.js';
+import { Rng } from '../rng.js';
 
 /** CLIP's temperature: logit scale starts at ln(1/0.07) and is clamped to [0, ln 100]. */
 export const LOGIT_SCALE = 'itc.logit_scale';
@@ -49,6 +52,12 @@ export interface BuiltTraining {
   lossNodes: string[];
   /** Per node holding trainables: every weight of its fragment (fused names) and which of them are adapter weights. */
   nodeWeights: Map<string, NodeWeights>;
+  /** MLM / MRM: which data inputs the trainer masks per batch. */
+  masking?:
+    | { kind: 'mlm'; idsInput: string; maskInput?: string; tokenizeNode: string }
+    | { kind: 'mrm'; pixelInput: string; patch: number };
+  /** Gradient accumulation (BuildOptions.accumulate): a gradient-only model and the update over summed gradients. */
+  accumulation?: { grad: GradStep; apply: TrainStep };
 }
 
 export interface NodeWeights {
@@ -65,6 +74,8 @@ export interface BuildOptions {
   optimizer: OptimizerConfig;
   maxGradNorm: number;
   weightDecay: number;
+  /** Also build the gradient-accumulation models. */
+  accumulate?: boolean;
 }
 
 /** The nodes whose outputs an objective reads, and which ports. */
@@ -75,6 +86,23 @@ export function lossPorts(doc: GraphDocument, catalog: Catalog, objective: Objec
       throw new TrainError(`the LM objective needs exactly one llm.decoder node; the graph has ${decoders.length}`);
     }
     return [{ node: decoders[0].id, port: 'logits' }];
+  }
+  if (objective === 'diffusion') return [{ node: diffusionSetup(doc).unet, port: 'out_sample' }];
+  if (objective === 'blip2-stage1') {
+    const q = doc.nodes.filter((n) => n.type === 'projector.qformer');
+    if (q.length !== 1) throw new TrainError(`blip2-stage1 trains one projector.qformer; the graph has ${q.length}`);
+    return [{ node: q[0].id, port: 'query_output' }];
+  }
+  if (objective === 'mlm' || objective === 'mrm') {
+    const kind = objective === 'mlm' ? 'tokens' : 'image';
+    for (const n of doc.nodes) {
+      const def = defOf(doc, catalog, n.id);
+      if (def.info.family !== 'encoder' || !def.build) continue;
+      if (def.info.inputs.some((p) => p.kind === kind) && def.info.outputs.some((p) => p.name === 'last_hidden_state')) {
+        return [{ node: n.id, port: 'last_hidden_state' }];
+      }
+    }
+    throw new TrainError(`the ${objective.toUpperCase()} objective needs ${kind === 'tokens' ? 'a text' : 'an image'} encoder with a last_hidden_state output in the graph`);
   }
   // ITC: the pooled embedding of an image encoder and of a text encoder.
   const pick = (kind: 'image' | 'text') => {
@@ -186,6 +214,7 @@ export async function buildTraining(o: BuildOptions): Promise<BuiltTraining> {
 
   // The objective.
   const metricOutputs: BuiltTraining['metricOutputs'] = {};
+  let masking: BuiltTraining['masking'];
   const heads: TrainableRef[] = [];
   let loss: string;
   const extraOutputs: ValueInfo[] = [];
@@ -205,6 +234,46 @@ export async function buildTraining(o: BuildOptions): Promise<BuiltTraining> {
     metricOutputs.correct = correct;
     metricOutputs.tokens = tokens;
     extraOutputs.push({ name: correct, dtype: 'float32', shape: [] }, { name: tokens, dtype: 'float32', shape: [] });
+  } else if (o.objective === 'mlm' || o.objective === 'mrm') {
+    const enc = lossNodes[0];
+    const hidden = valueName(plan, enc, 'last_hidden_state');
+    const encWeights = (composed.weights.get(enc) ?? []).map((w) => ({ name: w, t: graph.initializers.get(w)! })).filter((w) => w.t);
+    const rng = new Rng(doc.seed ?? 0).fork(`${o.objective}-head`);
+    const inputEdge = (port: string) => doc.edges.find((e) => e.to.node === enc && e.to.port === port);
+    if (o.objective === 'mlm') {
+      const emb = encWeights.find((w) => /word_embeddings?\.weight$|embed_tokens\.weight$|token_embedding\.weight$/.test(w.name) && w.t.dims.length === 2);
+      if (!emb) throw new TrainError(`MLM: encoder '${enc}' has no word-embedding weight to size (and tie) the prediction head`);
+      const [V, D] = emb.t.dims;
+      const head = addMlmHead(b, hidden, D, V, emb.name, rng);
+      heads.push(...[...head.heads.init.keys()].map((name) => ({ name, node: '', weight: name })));
+      const labels = b.input(MLM.labels, 'int64', ['batch', 'sequence']);
+      const ce = crossEntropyLoss(b, head.logits, labels);
+      loss = ce.loss;
+      const predicted = b.op('ArgMax', [head.logits], { axis: -1, keepdims: 0 });
+      const valid = b.op('Not', [b.op('Equal', [labels, b.scalar(-100, 'int64')])]);
+      const hit = b.op('And', [valid, b.op('Equal', [predicted, labels])]);
+      metricOutputs.correct = b.op('ReduceSum', [b.cast(hit, 'float32')], { keepdims: 0 }, { outputs: ['train.correct'] });
+      metricOutputs.tokens = b.op('Identity', [ce.tokens], {}, { outputs: ['train.tokens'] });
+      extraOutputs.push({ name: metricOutputs.correct, dtype: 'float32', shape: [] }, { name: metricOutputs.tokens, dtype: 'float32', shape: [] });
+      const ids = inputEdge('input_ids');
+      if (!ids) throw new TrainError(`MLM: encoder '${enc}' has no input_ids connected`);
+      const mask = inputEdge('attention_mask');
+      masking = { kind: 'mlm', idsInput: `${ids.from.node}.${ids.from.port}`, maskInput: mask ? `${mask.from.node}.${mask.from.port}` : undefined, tokenizeNode: ids.from.node };
+    } else {
+      const conv = graph.nodes.find((n) => n.opType === 'Conv' && n.name.startsWith(`${enc}/`) && graph.initializers.get(n.inputs[1])?.dims.length === 4);
+      const kernel = conv && graph.initializers.get(conv.inputs[1])!;
+      if (!kernel) throw new TrainError(`MRM: encoder '${enc}' has no patch-embedding convolution to take the patch size from`);
+      const [D, C, p] = kernel.dims;
+      const mrm = addMrmLoss(b, hidden, D, C * p * p, rng);
+      heads.push(...[...mrm.heads.init.keys()].map((name) => ({ name, node: '', weight: name })));
+      loss = mrm.loss;
+      const pix = inputEdge('pixel_values');
+      if (!pix) throw new TrainError(`MRM: encoder '${enc}' has no pixel_values connected`);
+      masking = { kind: 'mrm', pixelInput: `${pix.from.node}.${pix.from.port}`, patch: p };
+    }
+  } else if (o.objective === 'diffusion') {
+    const setup = diffusionSetup(doc);
+    loss = addDiffusionLoss(b, graph, valueName(plan, setup.outproj, 'conditioning'), valueName(plan, setup.unet, 'out_sample'));
   } else {
     const [img, txt] = ports.map((p) => valueName(plan, p.node, p.port));
     for (const p of ports) if (!plan.trainNodes.includes(p.node)) ensureInput(valueName(plan, p.node, p.port), 'float32', ['batch', 'width']);
@@ -261,6 +330,18 @@ export async function buildTraining(o: BuildOptions): Promise<BuiltTraining> {
     throw new TrainError(`cannot build the training step: ${(e as Error).message}`);
   }
 
+  let accumulation: BuiltTraining['accumulation'];
+  if (o.accumulate) {
+    try {
+      accumulation = {
+        grad: buildGradStep(model, { loss: lossName, trainable: unique.map((t) => t.name), extraOutputs: extraOutputs.map((e) => e.name) }),
+        apply: buildApplyStep(initial, { optimizer: o.optimizer, maxGradNorm: o.maxGradNorm, weightDecayOf: noDecay }),
+      };
+    } catch (e) {
+      throw new TrainError(`cannot build the gradient-accumulation models: ${(e as Error).message}`);
+    }
+  }
+
   const trained = new Set(unique.map((t) => t.name));
   const dataInputs = step.model.graph.inputs.filter(
     (v) => !trained.has(v.name) && !v.name.startsWith('optim.') && !step.params.some((p) => p.state.some((s) => s.input === v.name)) && !pastInputs.some((p) => p.name === v.name),
@@ -277,6 +358,7 @@ export async function buildTraining(o: BuildOptions): Promise<BuiltTraining> {
     }
     if (wanted.length > 0) {
       const fusedPrefix = await executor.fuse(doc, baseDir, plan.prefixNodes, { outputs: wanted, onlyRequestedOutputs: true });
+      closeDecoderInputs(fusedPrefix.model.graph, doc, (node, port) => (plan.prefixNodes.includes(node) ? `${node}/${port}` : `${node}.${port}`));
       const outputs = new Map<string, string>();
       for (const w of wanted) outputs.set(`${w.node}/${w.port}`, `${w.node}.${w.port}`);
       prefix = { model: fusedPrefix.model, outputs };
@@ -288,7 +370,35 @@ export async function buildTraining(o: BuildOptions): Promise<BuiltTraining> {
     const all = (composed.weights.get(t.node) ?? []).filter((f) => step.model.graph.initializers.has(f) || trained.has(f));
     nodeWeights.set(t.node, { fused: all, adapters: adapterWeights.get(t.node) ?? new Set() });
   }
-  return { step, evalModel, prefix, trainables: unique, initial, dataInputs, pastInputs, labelInput, metricOutputs, lossNodes, nodeWeights };
+  return { step, evalModel, prefix, trainables: unique, initial, dataInputs, pastInputs, labelInput, metricOutputs, lossNodes, nodeWeights, accumulation, masking };
+}
+
+/**
+ * A frozen decoder inside the prefix model: positions from its attention mask (as in the training model) and an
+ * empty past built in the graph ([B, kvH, 0, hd]), so the prefix needs only data inputs.
+ */
+function closeDecoderInputs(graph: Graph, doc: GraphDocument, nameOf: (node: string, port: string) => string): void {
+  const b = new GraphBuilder(graph);
+  for (const inp of [...graph.inputs]) {
+    const slash = inp.name.indexOf('/');
+    if (slash < 0) continue;
+    const node = inp.name.slice(0, slash);
+    const port = inp.name.slice(slash + 1);
+    if (port !== 'position_ids' && !port.startsWith('past_key_values.')) continue;
+    const maskEdge = doc.edges.find((e) => e.to.node === node && e.to.port === 'attention_mask');
+    if (!maskEdge) throw new TrainError(`decoder '${node}': its attention_mask is not connected, so positions cannot be derived`);
+    const mask = nameOf(maskEdge.from.node, maskEdge.from.port);
+    graph.inputs = graph.inputs.filter((v) => v.name !== inp.name);
+    if (port === 'position_ids') {
+      const pos = b.sub(b.op('CumSum', [mask, b.scalar(1, 'int64')]), b.scalar(1, 'int64'));
+      b.op('Where', [b.op('Equal', [mask, b.scalar(0, 'int64')]), b.scalar(1, 'int64'), pos], {}, { outputs: [inp.name] });
+    } else {
+      const past = emptyPast(inp, 1);
+      const batch = b.op('Slice', [b.shape(mask), b.ints([0]), b.ints([1])]);
+      const dims = b.concat([batch, b.ints(past.dims.slice(1))], 0);
+      b.op('ConstantOfShape', [dims], { value: { dtype: 'float32', dims: [1], data: new Float32Array([0]) } }, { outputs: [inp.name] });
+    }
+  }
 }
 
 function findDecoder(doc: GraphDocument, embedId: string): string | undefined {

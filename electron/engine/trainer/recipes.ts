@@ -17,15 +17,22 @@ export const RECIPE_NAMES = [
   'captioning',
   'vqa',
   'instruction',
+  'nextgpt-output',
+  'bert-mlm',
+  'vit-mrm',
+  'blip2-stage1',
 ] as const;
 export type RecipeName = (typeof RECIPE_NAMES)[number];
 
 /** Recipes the issue names that this trainer does not implement yet (named so the error can say so). */
-export const PLANNED_RECIPES = ['blip2-stage1', 'nextgpt-output'] as const;
+export const PLANNED_RECIPES: readonly string[] = [];
 
-export type Objective = 'lm' | 'itc';
-/** What text a sample becomes: a caption after the graph's own prompt, a VQA answer after its question, or a chat. */
-export type Task = 'caption' | 'vqa' | 'conversation';
+export type Objective = 'lm' | 'itc' | 'diffusion' | 'mlm' | 'mrm' | 'blip2-stage1';
+/**
+ * What text a sample becomes: a caption after the graph's own prompt, a VQA answer after its question, a chat, or
+ * (generation) the caption as the user's request for an image, the image being the target.
+ */
+export type Task = 'caption' | 'vqa' | 'conversation' | 'generation';
 
 export interface Hyper {
   learningRate: number;
@@ -62,6 +69,17 @@ export const RECIPES: Record<RecipeName, Recipe> = {
     task: 'caption',
     trains: (n, f) => f === 'llm' && (n.type === 'llm.decoder' || n.type === 'llm.embed_tokens'),
     hyper: { ...base, learningRate: 1e-3, weightDecay: 0.01 },
+  },
+  'blip2-stage1': {
+    name: 'blip2-stage1',
+    trainsWhat: 'the Q-Former',
+    summary:
+      'BLIP-2 stage 1 (representation learning): the Q-Former with ITC (learnable temperature from 0.07), ITM on hard ' +
+      'negatives drawn from the ITC similarities, and ITG (multimodal causal), sharing one set of weights; ViT frozen.',
+    objective: 'blip2-stage1',
+    task: 'caption',
+    trains: (n) => n.type === 'projector.qformer',
+    hyper: { ...base, learningRate: 1e-4 },
   },
   'blip2-stage2': {
     name: 'blip2-stage2',
@@ -135,6 +153,35 @@ export const RECIPES: Record<RecipeName, Recipe> = {
     task: 'caption',
     trains: onlyFamilies('encoder'),
     hyper: { ...base, learningRate: 5e-4, weightDecay: 0.1 },
+  },
+  'nextgpt-output': {
+    name: 'nextgpt-output',
+    trainsWhat: 'the output projector and the UNet',
+    summary:
+      'NExT-GPT output alignment: the LLM (frozen) reads a caption and emits signal tokens; the output projector and the ' +
+      'UNet learn to denoise the image (ε-MSE, uniform t, 10% conditioning dropout for classifier-free guidance).',
+    objective: 'diffusion',
+    task: 'generation',
+    trains: (n, f) => f === 'output-projector' || n.type === 'generator.unet',
+    hyper: { ...base, learningRate: 1e-4, weightDecay: 0 },
+  },
+  'bert-mlm': {
+    name: 'bert-mlm',
+    trainsWhat: 'encoders',
+    summary: 'Masked language modelling on captions: 15% of tokens chosen (80% [MASK], 10% random, 10% kept), BERT head tied to the word embedding.',
+    objective: 'mlm',
+    task: 'caption',
+    trains: onlyFamilies('encoder'),
+    hyper: { ...base, learningRate: 1e-4, weightDecay: 0.01, warmupRatio: 0.1 },
+  },
+  'vit-mrm': {
+    name: 'vit-mrm',
+    trainsWhat: 'encoders',
+    summary: 'Masked region modelling: 40% of the image patches blanked, a linear head reconstructs their pixels (MSE on masked patches).',
+    objective: 'mrm',
+    task: 'caption',
+    trains: onlyFamilies('encoder'),
+    hyper: { ...base, learningRate: 1.5e-4, weightDecay: 0.05 },
   },
   // The Train panel's recipes: the document's own freeze flags and adapters decide what trains.
   captioning: {

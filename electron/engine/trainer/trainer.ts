@@ -6,7 +6,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { type AdamWConfig, DEFAULT_ADAMW, type OptimizerConfig } from '../../autodiff/optimizers.js';
-import { TrainRunner } from '../../autodiff/train-runner.js';
+import { type StepResult, TrainRunner } from '../../autodiff/train-runner.js';
+import { GradAccumulator, type MicroBatch } from '../../autodiff/accumulate.js';
 import { type Tensor, tensorToNumbers } from '../../onnx/ir.js';
 import { createSession, runSession } from '../../onnx/ort.js';
 import { type Catalog, defaultCatalog } from '../../nodes/catalog.js';
@@ -16,12 +17,17 @@ import { EpochSampler } from '../datasets/sampler.js';
 import type { Sample } from '../datasets/types.js';
 import { Rng } from '../rng.js';
 import { type Checkpoint, type CheckpointMeta, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { type DatasetSplits, SampleBuilder, collate, loadSplits, padValueOf } from './batches.js';
+import { type DatasetSplits, type ShapesSceneOptions, SampleBuilder, collate, loadSplits, padValueOf } from './batches.js';
 import { type BuiltTraining, buildTraining, emptyPast, lossPorts } from './model.js';
 import { type TrainPlan, TrainError, defOf, planTraining } from './plan.js';
 import { type Hyper, type Recipe, recipeByName } from './recipes.js';
 import { learningRateAt, warmupStepsFor } from './schedule.js';
 import { writeTrainedGraph } from './export.js';
+import { generationExactMatch } from './generate-eval.js';
+import { DIFFUSION, MLM, MRM, diffusionFeeds, diffusionSetup, evalRng, leftAlign, maskPatches, maskTokens } from './objectives.js';
+import { tokenizeParams } from '../../nodes/text.js';
+import { STAGE1_BATCH_INPUTS, buildBlip2Stage1, stage1Feeds } from './blip2-stage1.js';
+import { tokenizerFor } from '../host-steps/text.js';
 import { type EvalMetrics, accumulateLm, retrievalAtOne } from './metrics.js';
 
 export interface TrainOptions {
@@ -38,12 +44,19 @@ export interface TrainOptions {
   /** `shapes` or a dataset file. */
   dataset: string;
   datasetSize?: number;
+  /** Scene options of the built-in `shapes` dataset (e.g. single shapes only, a vocabulary subset). */
+  shapes?: ShapesSceneOptions;
   seed?: number;
   /** Evaluate every N steps (0: only at the end when evalAtEnd). */
   evalEvery?: number;
   evalAtEnd?: boolean;
   /** Held-out samples per evaluation (default 32). */
   evalSamples?: number;
+  /**
+   * VQA recipes: held-out samples answered by greedy generation at each evaluation, scored by exact match
+   * (metric `exact_match`; default 8, 0 = off).
+   */
+  evalGenerate?: number;
   /** Write a checkpoint every N steps (default: only at the end, when `out` or `checkpointDir` is set). */
   checkpointEvery?: number;
   /** `--out DIR`: graph.json + weights/ + checkpoints/. */
@@ -56,6 +69,11 @@ export interface TrainOptions {
   prefixCache?: boolean;
   /** Train on one fixed batch every step (tests: the loss must go down). */
   fixedBatch?: boolean;
+  /**
+   * Gradient accumulation: each step sums the gradients of N micro-batches of `batchSize` (weighted by their counted
+   * tokens, or rows) before one update, so it equals one batch of N·batchSize (default 1).
+   */
+  accumulate?: number;
   warmupRatio?: number;
   maxGradNorm?: number;
   weightDecay?: number;
@@ -177,22 +195,33 @@ export class Trainer {
 
   static async create(o: TrainOptions): Promise<Trainer> {
     if (!Number.isInteger(o.steps) || o.steps <= 0) throw new TrainError(`steps must be a positive integer, got ${o.steps}`);
+    const accumulate = o.accumulate ?? 1;
+    if (!Number.isInteger(accumulate) || accumulate <= 0) throw new TrainError(`accumulate must be a positive integer, got ${o.accumulate}`);
     const catalog = o.catalog ?? defaultCatalog;
     const recipe = recipeByName(o.recipe);
     const hyper = hyperFor(recipe, o);
     const doc = prepareDocument(o.graph, recipe, catalog, o.adapter);
     const lossNodes = lossPorts(doc, catalog, recipe.objective).map((p) => p.node);
-    const plan = planTraining(doc, catalog, { lossNodes, prefixCache: o.prefixCache });
+    // BLIP-2 stage 1 always keeps its frozen ViT as a cached prefix (its model holds the Q-Former passes only).
+    const stage1 = recipe.objective === 'blip2-stage1';
+    const plan = planTraining(doc, catalog, { lossNodes, prefixCache: stage1 ? true : o.prefixCache });
     const executor = o.executor ?? new Executor({ catalog });
     const optimizer: OptimizerConfig =
       (o.optimizer ?? 'adamw') === 'adamw'
         ? ({ ...DEFAULT_ADAMW, weightDecay: hyper.weightDecay } satisfies AdamWConfig)
         : { kind: 'sgd', momentum: 0.9, dampening: 0, nesterov: false, weightDecay: hyper.weightDecay };
-    const built = await buildTraining({
-      executor, catalog, baseDir: o.baseDir, plan, objective: recipe.objective, optimizer, maxGradNorm: hyper.maxGradNorm, weightDecay: hyper.weightDecay,
+    const built = stage1
+      ? await buildBlip2Stage1({ executor, catalog, baseDir: o.baseDir, plan, optimizer, maxGradNorm: hyper.maxGradNorm, weightDecay: hyper.weightDecay, accumulate: accumulate > 1 })
+      : await buildTraining({
+          executor, catalog, baseDir: o.baseDir, plan, objective: recipe.objective, optimizer, maxGradNorm: hyper.maxGradNorm, weightDecay: hyper.weightDecay,
+          accumulate: accumulate > 1,
+        });
+    const data = loadSplits(o.dataset, { size: o.datasetSize, seed: o.seed ?? 0, shapes: o.shapes });
+    const diffusion = recipe.objective === 'diffusion' ? diffusionSetup(doc) : undefined;
+    const samples = new SampleBuilder({
+      doc, catalog, baseDir: o.baseDir, dataPorts: plan.dataPorts, task: recipe.task, labelInput: built.labelInput,
+      targetImage: diffusion && { size: diffusion.size, channels: diffusion.channels },
     });
-    const data = loadSplits(o.dataset, { size: o.datasetSize, seed: o.seed ?? 0 });
-    const samples = new SampleBuilder({ doc, catalog, baseDir: o.baseDir, dataPorts: plan.dataPorts, task: recipe.task, labelInput: built.labelInput });
     const prefixSession = built.prefix ? await createSession(built.prefix.model) : null;
     return new Trainer(o, recipe, hyper, plan, built, data, samples, prefixSession, executor, !o.executor);
   }
@@ -216,17 +245,54 @@ export class Trainer {
     return values;
   }
 
-  /** Collated feeds of the training (or eval) model for these samples. */
-  async batchFeeds(batch: Sample[]): Promise<Record<string, Tensor>> {
+  /**
+   * Collated feeds of the training (or eval) model for these samples. Objectives that draw per-batch values (noise,
+   * timesteps, masks) take them from `rng` (default: a fixed evaluation stream).
+   */
+  async batchFeeds(batch: Sample[], rng: Rng = evalRng(this.o.seed ?? 0)): Promise<Record<string, Tensor>> {
     const rows = await Promise.all(batch.map((s) => this.sampleValues(s)));
     const feeds: Record<string, Tensor> = {};
+    const diffusion = this.recipe.objective === 'diffusion' ? diffusionSetup(this.plan.doc) : undefined;
+    if (diffusion) {
+      const x0 = collate(DIFFUSION.x0, rows.map((r) => r.get(DIFFUSION.x0)!), 0);
+      Object.assign(feeds, diffusionFeeds(diffusion, x0, rng));
+    }
+    // The output projector reads the last positions (signal tokens): its sequence inputs are right-aligned.
+    const rightAligned = new Set(
+      diffusion ? this.plan.doc.edges.filter((e) => e.to.node === diffusion.outproj).map((e) => `${e.from.node}.${e.from.port}`) : [],
+    );
     for (const input of this.built.dataInputs) {
-      const parts = rows.map((r, i) => {
+      // Drawn per batch below (masking targets), not per sample.
+      if (feeds[input.name] || input.name === MLM.labels || input.name === MRM.target || input.name === MRM.mask || STAGE1_BATCH_INPUTS.has(input.name)) continue;
+      let parts = rows.map((r, i) => {
         const v = r.get(input.name);
         if (!v) throw new TrainError(`training input '${input.name}' has no data for sample '${batch[i].id}'`);
         return v;
       });
+      if (rightAligned.has(input.name)) parts = leftAlign(parts, `training input '${input.name}'`);
       feeds[input.name] = collate(input.name, parts, padValueOf(input.name, this.samples.padId));
+    }
+    if (this.recipe.objective === 'blip2-stage1') {
+      const captions = batch.map((s) => {
+        if (!s.caption) throw new TrainError(`sample '${s.id}' has no caption (blip2-stage1 trains on image-text pairs)`);
+        return s.caption;
+      });
+      Object.assign(feeds, stage1Feeds(captions, tokenizerFor('builtin', this.o.baseDir), rng));
+    }
+    const masking = this.built.masking;
+    if (masking?.kind === 'mlm') {
+      const node = this.plan.doc.nodes.find((n) => n.id === masking.tokenizeNode)!;
+      const tok = tokenizerFor(tokenizeParams.parse(node.params).tokenizer, this.o.baseDir);
+      const ids = feeds[masking.idsInput];
+      const mask = masking.maskInput ? feeds[masking.maskInput] : { ...ids, data: new BigInt64Array(ids.data.length).fill(1n) };
+      const masked = maskTokens(ids, mask, tok, rng, `tokenizer '${masking.tokenizeNode}'`);
+      feeds[masking.idsInput] = masked.ids;
+      feeds[MLM.labels] = masked.labels;
+    } else if (masking?.kind === 'mrm') {
+      const masked = maskPatches(feeds[masking.pixelInput], masking.patch, rng);
+      feeds[masking.pixelInput] = masked.pixels;
+      feeds[MRM.target] = masked.target;
+      feeds[MRM.mask] = masked.mask;
     }
     for (const past of this.built.pastInputs) feeds[past.name] = emptyPast(past, batch.length);
     return feeds;
@@ -253,14 +319,26 @@ export class Trainer {
       } else {
         itcLoss += loss;
         itcBatches++;
-        const r = retrievalAtOne(out['train.itc_logits']);
-        hits += r.hits;
-        count += r.count;
+        if (this.built.metricOutputs.logits) {
+          const r = retrievalAtOne(out['train.itc_logits']);
+          hits += r.hits;
+          count += r.count;
+        }
       }
     }
     if (this.built.metricOutputs.tokens) {
-      return { eval_loss: lm.tokens > 0 ? lm.loss / lm.tokens : 0, token_accuracy: lm.tokens > 0 ? lm.correct / lm.tokens : 0 };
+      const metrics: EvalMetrics = { eval_loss: lm.tokens > 0 ? lm.loss / lm.tokens : 0, token_accuracy: lm.tokens > 0 ? lm.correct / lm.tokens : 0 };
+      const generate = Math.min(pool.length, this.o.evalGenerate ?? 8);
+      if (this.recipe.task === 'vqa' && generate > 0) {
+        const samples = await Promise.all(pool.slice(0, generate).map(async (sample) => ({ sample, ...(await this.samples.prepare(sample)) })));
+        const em = await generationExactMatch({
+          executor: this.executor, graph: this.o.graph, doc: this.plan.doc, baseDir: this.o.baseDir, built: this.built, params, samples,
+        });
+        metrics.exact_match = em.exactMatch;
+      }
+      return metrics;
     }
+    if (!this.built.metricOutputs.logits) return { eval_loss: itcBatches > 0 ? itcLoss / itcBatches : 0 };
     return { eval_loss: itcBatches > 0 ? itcLoss / itcBatches : 0, retrieval_r1: count > 0 ? hits / count : 0 };
   }
 
@@ -280,10 +358,13 @@ export class Trainer {
     }
     const params = new Map(this.built.initial);
     if (resumed) for (const [k, v] of resumed.params) params.set(k, v);
-    const runner = await TrainRunner.create(this.built.step, this.optimizerConfig(), params, {
+    const accumulation = this.built.accumulation;
+    const runner = await TrainRunner.create(accumulation?.apply ?? this.built.step, this.optimizerConfig(), params, {
       state: resumed ? this.checkState(resumed) : undefined,
       step: resumed?.meta.step ?? 0,
     });
+    const accumulator = accumulation ? await GradAccumulator.create(accumulation.grad) : undefined;
+    const micro = accumulation ? (o.accumulate ?? 1) : 1;
     const evalSession = await createSession(this.built.evalModel);
     const losses = [...(resumed?.meta.losses ?? [])];
     const trainableCount = this.built.trainables.reduce((n, t) => n + (params.get(t.name)?.data.length ?? 0), 0);
@@ -296,7 +377,7 @@ export class Trainer {
     let elapsedMs = resumed?.meta.elapsedMs ?? 0;
     let samplesSeen = 0;
     let trainMs = 0;
-    const fixed = o.fixedBatch ? sampler.epochOrder(0).slice(0, this.hyper.batchSize) : undefined;
+    const fixed = o.fixedBatch ? sampler.epochOrder(0).slice(0, this.hyper.batchSize * micro) : undefined;
     const meta = (): CheckpointMeta => ({
       format: 'composer.checkpoint', version: 1, step: runner.step, totalSteps, recipe: this.recipe.name, graphName: o.graph.name,
       dataset: this.data.name, seed,
@@ -318,6 +399,8 @@ export class Trainer {
     let stopped = false;
     try {
       while (runner.step < totalSteps) {
+        // ORT runs block this thread; yield once per step so pause/resume/stop messages from the host get in.
+        if (o.control) await new Promise<void>((resolve) => setImmediate(resolve));
         if (o.control?.isPaused) {
           o.onEvent?.({ type: 'paused', step: runner.step });
           await o.control.waitWhilePaused();
@@ -328,12 +411,23 @@ export class Trainer {
           break;
         }
         const t0 = performance.now();
-        const indices = fixed ?? sampler.next(this.hyper.batchSize).indices;
+        const indices = fixed ?? sampler.next(this.hyper.batchSize * micro).indices;
         const batch = indices.map((i) => this.data.train[i]);
-        const feeds = await this.batchFeeds(batch);
         const t = runner.step + 1;
         const lr = learningRateAt(t, { peakLr: this.hyper.learningRate, totalSteps, warmupSteps });
-        const res = await runner.run(feeds, lr);
+        let res: StepResult;
+        if (accumulator) {
+          // Micro-batches of batchSize; token losses are weighted by their counted tokens, others by rows.
+          const parts: MicroBatch[] = [];
+          for (let at = 0; at < batch.length; at += this.hyper.batchSize) {
+            const rows = batch.slice(at, at + this.hyper.batchSize);
+            parts.push({ feeds: await this.batchFeeds(rows, rng), weight: rows.length });
+          }
+          const acc = await accumulator.accumulate(runner.params, parts, this.built.metricOutputs.tokens);
+          res = { ...(await runner.run(acc.feeds, lr)), loss: acc.loss };
+        } else {
+          res = await runner.run(await this.batchFeeds(batch, rng), lr);
+        }
         const ms = performance.now() - t0;
         elapsedMs += ms;
         trainMs += ms;
@@ -342,7 +436,7 @@ export class Trainer {
         const samplesPerSec = samplesSeen / (trainMs / 1000);
         o.onEvent?.({
           type: 'step', step: res.step, totalSteps, loss: res.loss, lr, gradNorm: res.gradNorm, applied: res.applied, samplesPerSec,
-          etaSeconds: ((totalSteps - res.step) * this.hyper.batchSize) / samplesPerSec, elapsedMs,
+          etaSeconds: ((totalSteps - res.step) * this.hyper.batchSize * micro) / samplesPerSec, elapsedMs,
         });
         const evalEvery = o.evalEvery ?? 0;
         if (evalEvery > 0 && res.step % evalEvery === 0) {
@@ -366,6 +460,7 @@ export class Trainer {
       };
     } finally {
       await runner.release();
+      await accumulator?.release();
       await evalSession.release();
     }
   }

@@ -1,0 +1,130 @@
+// vlmc compare GRAPH --node ID --with TYPE[,TYPE...] [--image PATH]... [--prompt TEXT] [--json]
+
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { type CompareProgress, type VariantResult, compareVariants, runInputsFor } from '../engine/compare.js';
+import { UsageError, parseArgs, validateFlags } from './args.js';
+import { loadGraph } from './graph-file.js';
+
+export const compareUsage = 'vlmc compare GRAPH --node ID --with TYPE[,TYPE...] [--image PATH]... [--prompt TEXT] [--json]';
+
+const flagsSchema = z
+  .object({
+    node: z.string({ error: 'give the node to replace, e.g. --node qformer' }).min(1),
+    with: z.string({ error: 'give the types to compare with, e.g. --with mlp,linear' }).min(1),
+    prompt: z.string().optional(),
+    'prompt-node': z.string().min(1).optional(),
+    out: z.string().min(1).optional(),
+    json: z.boolean().default(false),
+  })
+  .strict();
+
+/** Takes every `--name VALUE` / `--name=VALUE` out of argv (a flag that may repeat). */
+export function takeRepeated(argv: string[], name: string): { values: string[]; rest: string[] } {
+  const values: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === `--${name}`) {
+      const v = argv[i + 1];
+      if (v === undefined || v.startsWith('--')) throw new UsageError(`option --${name} needs a value`);
+      values.push(v);
+      i++;
+    } else if (a.startsWith(`--${name}=`)) values.push(a.slice(name.length + 3));
+    else rest.push(a);
+  }
+  return { values, rest };
+}
+
+const fmtCount = (n: number) => n.toLocaleString('en-US');
+
+function clip(text: string, width: number): string {
+  const one = text.replace(/\s+/g, ' ').trim();
+  return one.length > width ? `${one.slice(0, width - 1)}…` : one;
+}
+
+/** A side-by-side table: one row per variant (and image). */
+export function formatTable(variants: VariantResult[]): string[] {
+  const multiImage = new Set(variants.map((v) => v.image ?? 0)).size > 1;
+  const header = ['variant', ...(multiImage ? ['image'] : []), 'type', 'output', 'latency ms', 'total params', 'trainable'];
+  const rows = variants.map((v) => [
+    v.variant === 0 ? '0 (graph)' : String(v.variant),
+    ...(multiImage ? [v.imageName ?? ''] : []),
+    v.nodeType,
+    `"${clip(v.output, 46)}"`,
+    v.latencyMs.toFixed(1),
+    fmtCount(v.totalParams),
+    fmtCount(v.trainableParams),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const numeric = new Set([header.length - 3, header.length - 2, header.length - 1]);
+  const line = (cells: string[]) => cells.map((c, i) => (numeric.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
+}
+
+export async function compareCommand(argv: string[], out: (line: string) => void): Promise<number> {
+  const { values: images, rest } = takeRepeated(argv, 'image');
+  const { positionals, flags } = parseArgs(rest, ['json']);
+  const opts = validateFlags(flagsSchema, flags);
+  if (positionals.length !== 1) throw new UsageError(`usage: ${compareUsage}`);
+  const { doc, baseDir } = loadGraph(positionals[0]);
+  const candidates = opts.with.split(',').map((s) => s.trim()).filter(Boolean);
+  if (candidates.length === 0) throw new UsageError('--with: give at least one type, e.g. --with mlp,linear');
+  const inputs = runInputsFor(doc, { prompt: opts.prompt, promptNode: opts['prompt-node'] });
+  const events: string[] = [];
+  const onEvent = (e: CompareProgress) => {
+    if (!opts.json || e.type !== 'node') return;
+    const base = { variant: e.variant, ...(e.image !== undefined ? { image: e.image } : {}), node: e.event.node };
+    if (e.event.type === 'cached') events.push(JSON.stringify({ type: 'cached', ...base }));
+    if (e.event.type === 'computed') events.push(JSON.stringify({ type: 'computed', ...base, ms: round(e.event.ms) }));
+  };
+  const res = await compareVariants(doc, {
+    baseDir,
+    node: opts.node,
+    with: candidates,
+    inputs,
+    images: images.map((p) => resolve(p)),
+    outDir: opts.out ? resolve(opts.out) : undefined,
+    onEvent,
+  });
+  if (opts.json) {
+    for (const e of events) out(e);
+    for (const v of res.variants) {
+      out(
+        JSON.stringify({
+          type: 'variant',
+          variant: v.variant,
+          nodeType: v.nodeType,
+          ...(v.image !== undefined ? { image: v.image, imageName: v.imageName } : {}),
+          output: v.output,
+          outputs: v.outputs,
+          latencyMs: round(v.latencyMs),
+          totalParams: v.totalParams,
+          trainableParams: v.trainableParams,
+          nodeParams: v.nodeParams,
+          computed: v.computed,
+          cached: v.cached,
+          notes: v.notes,
+        }),
+      );
+    }
+    out(JSON.stringify({ type: 'summary', node: res.node, variants: res.variants.length, computeCounts: res.computeCounts, totalMs: round(res.totalMs) }));
+    return 0;
+  }
+  for (const l of formatTable(res.variants)) out(l);
+  const notes = [...new Set(res.variants.flatMap((v) => v.notes))];
+  if (notes.length) {
+    out('');
+    for (const n of notes) out(`note: ${n}`);
+  }
+  // Nodes that ran fewer times than there were variant runs: the shared upstream, served from the cache.
+  const shared = Object.entries(res.computeCounts)
+    .filter(([, n]) => n < res.variants.length)
+    .map(([id]) => id);
+  out('');
+  out(`shared by all variants (computed once${images.length > 1 ? ' per image' : ''}, then cached): ${shared.join(', ') || 'nothing'}`);
+  out(`total ${res.totalMs.toFixed(0)} ms`);
+  return 0;
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;

@@ -1,0 +1,188 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tensorToNumbers } from '../../onnx/ir.js';
+import { type GraphDocument, graphDocumentFromJson, parseGraphDocument } from '../document.js';
+import { Executor } from '../executor.js';
+import { Rng } from '../rng.js';
+import { tokenizerFor } from '../host-steps/text.js';
+import { train } from './trainer.js';
+import { MRM, maskPatches, maskTokens } from './objectives.js';
+import { generationExactMatch } from './generate-eval.js';
+import { RECIPE_NAMES, recipeByName } from './recipes.js';
+
+const graphsDir = join(import.meta.dirname, '..', '..', '..', 'graphs');
+const template = (name: string): GraphDocument => parseGraphDocument(readFileSync(join(graphsDir, `${name}.graph.json`), 'utf8'), `${name}.graph.json`);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const falls = (losses: number[], minDrop: number) => {
+  expect(losses.every(Number.isFinite)).toBe(true);
+  expect(losses[0] - mean(losses.slice(-2))).toBeGreaterThan(minDrop);
+};
+const fixed = { baseDir: graphsDir, dataset: 'shapes', datasetSize: 8, fixedBatch: true } as const;
+
+const bertGraph = () =>
+  graphDocumentFromJson(
+    {
+      format: 'composer.graph', version: 1, name: 'bert',
+      nodes: [
+        { id: 'caption', type: 'io.text', params: {} },
+        { id: 'tokenize', type: 'text.tokenize', params: {} },
+        { id: 'bert', type: 'encoder.bert', params: {} },
+      ],
+      edges: [
+        { from: { node: 'caption', port: 'text' }, to: { node: 'tokenize', port: 'text' } },
+        { from: { node: 'tokenize', port: 'input_ids' }, to: { node: 'bert', port: 'input_ids' } },
+        { from: { node: 'tokenize', port: 'attention_mask' }, to: { node: 'bert', port: 'attention_mask' } },
+      ],
+    },
+    'bert',
+  );
+const vitGraph = () =>
+  graphDocumentFromJson(
+    {
+      format: 'composer.graph', version: 1, name: 'vit',
+      nodes: [{ id: 'image', type: 'io.image', params: { size: 64 } }, { id: 'vit', type: 'encoder.clip_vit', params: {} }],
+      edges: [{ from: { node: 'image', port: 'pixel_values' }, to: { node: 'vit', port: 'pixel_values' } }],
+    },
+    'vit',
+  );
+
+describe('recipes: every name resolves', () => {
+  it('lists the new recipes and none is left as planned', () => {
+    for (const name of ['nextgpt-output', 'blip2-stage1', 'bert-mlm', 'vit-mrm']) expect(recipeByName(name).name).toBe(name);
+    expect(RECIPE_NAMES).toContain('blip2-stage1');
+    expect(() => recipeByName('nope')).toThrow(/unknown recipe 'nope'/);
+  });
+});
+
+describe('nextgpt-output: output projector + UNet by diffusion ε-MSE on graphs/nextgpt.graph.json', () => {
+  it('trains outproj and unet over a cached frozen LLM prefix; the loss falls', async () => {
+    let nodes: { train: string[]; prefix: string[] } | undefined;
+    const evals: Array<Record<string, number>> = [];
+    const res = await train({
+      ...fixed, graph: template('nextgpt'), recipe: 'nextgpt-output', steps: 6, batchSize: 2, learningRate: 2e-3, evalAtEnd: true, evalSamples: 2,
+      onEvent: (e) => {
+        if (e.type === 'started') nodes = e.nodes;
+        if (e.type === 'eval') evals.push(e.metrics);
+      },
+    });
+    expect(nodes).toEqual({ train: ['outproj', 'unet'], prefix: ['vit', 'proj', 'embed', 'merge', 'llm'] });
+    expect(new Set(res.built.trainables.map((t) => t.node))).toEqual(new Set(['outproj', 'unet']));
+    falls(res.losses, 0.2);
+    expect(evals[0].eval_loss).toBeGreaterThan(0);
+  }, 60_000);
+});
+
+describe('blip2-stage1: ITC + ITM + ITG over one Q-Former', () => {
+  it('trains the Q-Former and the temperature; the loss falls; retrieval R@1 at eval', async () => {
+    const evals: Array<Record<string, number>> = [];
+    const res = await train({
+      ...fixed, graph: template('blip2'), recipe: 'blip2-stage1', steps: 6, batchSize: 4, learningRate: 2e-3, evalAtEnd: true, evalSamples: 4,
+      onEvent: (e) => e.type === 'eval' && evals.push(e.metrics),
+    });
+    falls(res.losses, 0.3);
+    const temp = tensorToNumbers(res.params.get('itc.temp')!)[0];
+    expect(temp).not.toBeCloseTo(0.07, 6);
+    expect(res.built.trainables.filter((t) => t.node === 'qformer').length).toBeGreaterThan(20);
+    expect(res.built.trainables.some((t) => t.weight.startsWith('language_projection'))).toBe(false);
+    expect(evals[0].retrieval_r1).toBeGreaterThanOrEqual(0);
+    await expect(train({ ...fixed, graph: template('blip2'), recipe: 'blip2-stage1', steps: 1, batchSize: 1 })).rejects.toThrow(/batch size of at least 2/);
+  }, 60_000);
+});
+
+describe('MLM and MRM', () => {
+  it('maskTokens: 15% of real non-special tokens, 80/10/10, labels only where chosen', () => {
+    const tok = tokenizerFor('builtin', graphsDir);
+    const B = 64;
+    const T = 40;
+    const ids = new BigInt64Array(B * T);
+    const mask = new BigInt64Array(B * T);
+    const regular = [...Array(tok.vocabSize).keys()].filter((i) => !tok.specialTokenIds.has(i));
+    for (let i = 0; i < B * T; i++) {
+      const t = i % T;
+      ids[i] = BigInt(t === 0 ? 1 : t >= 30 ? 0 : regular[(i * 7) % regular.length]);
+      mask[i] = t < 30 ? 1n : 0n;
+    }
+    const res = maskTokens({ dtype: 'int64', dims: [B, T], data: ids }, { dtype: 'int64', dims: [B, T], data: mask }, tok, new Rng(1), 'test');
+    const out = res.ids.data as BigInt64Array;
+    const labels = res.labels.data as BigInt64Array;
+    const maskId = BigInt(tok.tokenToId('[MASK]')!);
+    let chosen = 0;
+    let masked = 0;
+    let kept = 0;
+    for (let i = 0; i < B * T; i++) {
+      if (labels[i] === -100n) {
+        expect(out[i]).toBe(ids[i]);
+        continue;
+      }
+      expect(i % T).toBeGreaterThan(0);
+      expect(i % T).toBeLessThan(30);
+      expect(labels[i]).toBe(ids[i]);
+      chosen++;
+      if (out[i] === maskId) masked++;
+      else if (out[i] === ids[i]) kept++;
+    }
+    expect(chosen / (B * 29)).toBeGreaterThan(0.12);
+    expect(chosen / (B * 29)).toBeLessThan(0.18);
+    expect(masked / chosen).toBeGreaterThan(0.72);
+    expect(masked / chosen).toBeLessThan(0.88);
+    expect(kept / chosen).toBeGreaterThan(0.04);
+  });
+
+  it('maskPatches: 40% of the patches blanked, targets are the original pixels', () => {
+    const B = 2;
+    const data = Float32Array.from({ length: B * 3 * 16 * 16 }, (_, i) => (i % 97) / 97 + 0.1);
+    const res = maskPatches({ dtype: 'float32', dims: [B, 3, 16, 16], data }, 4, new Rng(2));
+    expect(res.target.dims).toEqual([B, 16, 48]);
+    const m = res.mask.data as Float32Array;
+    expect(m.reduce((a, v) => a + v, 0)).toBe(B * Math.round(16 * MRM.ratio));
+    // Patch n=5 of sample 0 is (row 1, col 1): its first target value is pixel (c0, y4, x4).
+    expect((res.target.data as Float32Array)[5 * 48]).toBe(data[4 * 16 + 4]);
+    const out = res.pixels.data as Float32Array;
+    const blanked = m[5] === 1;
+    expect(out[4 * 16 + 4] === 0).toBe(blanked);
+  });
+
+  it('bert-mlm and vit-mrm train their encoders; the loss falls', async () => {
+    const mlm = await train({ ...fixed, graph: bertGraph(), recipe: 'bert-mlm', steps: 8, batchSize: 4, learningRate: 3e-3 });
+    falls(mlm.losses, 0.5);
+    expect(mlm.built.trainables.some((t) => t.name === 'mlm.transform.dense.weight')).toBe(true);
+    const mrm = await train({ ...fixed, graph: vitGraph(), recipe: 'vit-mrm', steps: 8, batchSize: 4, learningRate: 3e-3 });
+    falls(mrm.losses, 0.5);
+  }, 60_000);
+});
+
+describe('templates that feed the model through prompt nodes', () => {
+  it('clip (text.labels → text tower, captions as texts) and flamingo (few-shot prompt chain) train', async () => {
+    const clip = await train({ ...fixed, graph: template('clip'), recipe: 'clip', steps: 5, batchSize: 4, learningRate: 2e-3 });
+    falls(clip.losses, 0.5);
+    const flamingo = await train({ ...fixed, graph: template('flamingo'), recipe: 'flamingo', steps: 5, batchSize: 2, learningRate: 3e-3 });
+    falls(flamingo.losses, 0.05);
+    expect(new Set(flamingo.built.trainables.map((t) => t.node))).toEqual(new Set(['perceiver', 'xattn']));
+  }, 60_000);
+});
+
+describe('VQA exact match through generation', () => {
+  it('reports exact_match at eval, and scores generated answers against targets', async () => {
+    const evals: Array<Record<string, number>> = [];
+    const res = await train({
+      baseDir: graphsDir, dataset: 'shapes', datasetSize: 8, graph: template('instructblip'), recipe: 'instructblip', steps: 1, batchSize: 2,
+      evalEvery: 1, evalSamples: 2, evalGenerate: 2, onEvent: (e) => e.type === 'eval' && evals.push(e.metrics),
+    });
+    expect(evals[0].exact_match).toBeGreaterThanOrEqual(0);
+    expect(evals[0].exact_match).toBeLessThanOrEqual(1);
+    // The same path with targets set to what the model says: every answer matches; a wrong target does not.
+    const executor = new Executor();
+    try {
+      const common = { executor, graph: template('instructblip'), doc: res.plan.doc, baseDir: graphsDir, built: res.built, params: res.params, maxNewTokens: 4 };
+      const { loadSplits } = await import('./batches.js');
+      const sample = loadSplits('shapes', { size: 8 }).eval[0];
+      const first = await generationExactMatch({ ...common, samples: [{ sample, prompt: 'what shape is it?', target: 'zzz' }] });
+      expect(first.exactMatch).toBe(0);
+      const again = await generationExactMatch({ ...common, samples: [{ sample, prompt: 'what shape is it?', target: `${first.answers[0].predicted}.` }] });
+      expect(again.exactMatch).toBe(1);
+    } finally {
+      await executor.dispose();
+    }
+  }, 60_000);
+});
