@@ -182,13 +182,21 @@ async function benchTemplate(file: string, image: string, reps: number): Promise
         const rerun: number[] = [];
         const expected: number[] = [];
         for (let i = 0; i < reps; i++) {
-          executor.cache.clear();
-          await run(doc);
-          const again = await timed(() => run(variant));
-          executor.cache.clear();
-          const full = await timed(() => run(variant));
+          // Alternate which side runs first, so whichever sessions ran last (warm CPU caches) favour neither side.
+          const measureFull = async () => {
+            executor.cache.clear();
+            return timed(() => run(variant));
+          };
+          const measureRerun = async () => {
+            executor.cache.clear();
+            await run(doc);
+            return timed(() => run(variant));
+          };
+          const full = i % 2 === 0 ? await measureFull() : undefined;
+          const again = await measureRerun();
+          const fullRun = full ?? (await measureFull());
           rerun.push(again.ms);
-          expected.push(full.ms - sum(again.res.cached.map((id) => full.res.timings[id] ?? 0)));
+          expected.push(fullRun.ms - sum(again.res.cached.map((id) => fullRun.res.timings[id] ?? 0)));
         }
         row.swap = { node: projector.id, from: projector.type, to, rerunMs: median(rerun), expectedMs: median(expected), ratio: median(rerun.map((r, i) => r / expected[i])) };
       } catch (e) {
