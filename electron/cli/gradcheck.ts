@@ -33,10 +33,23 @@ export async function gradcheckCommand(argv: string[], out: (line: string) => vo
     maxElementsPerTensor: opts['max-elements'],
   });
   const against = opts.fd ? 'finite differences' : 'reference';
+  // The forward pass must reproduce the reference outputs too: otherwise the gradients are of a different model.
+  const outputsOk = report.outputs.every((o) => o.ok);
+  const ok = report.passed === report.total && outputsOk;
   if (opts.json) {
+    for (const o of report.outputs) out(JSON.stringify({ type: 'output', ...o }));
     for (const c of report.checks) out(JSON.stringify({ type: 'tensor', against, ...c }));
-    out(JSON.stringify({ type: 'summary', passed: report.passed, total: report.total, ok: report.passed === report.total }));
+    out(JSON.stringify({ type: 'summary', passed: report.passed, total: report.total, outputsOk, ok }));
   } else {
+    for (const o of report.outputs) {
+      out(
+        `output ${o.name} [${o.shape.join(',')}]  max abs ${o.maxAbsError.toExponential(2)}  ` +
+          `${o.ok ? 'matches the reference' : 'FAIL: differs from the reference output'}`,
+      );
+    }
+    if (report.finiteDifferences?.float32Ops.length) {
+      out(`note: finite differences ran ${report.finiteDifferences.float32Ops.join(', ')} in float32 (no float64 kernel)`);
+    }
     const width = Math.max(...report.checks.map((c) => c.name.length), 6);
     for (const c of report.checks) {
       out(
@@ -46,5 +59,5 @@ export async function gradcheckCommand(argv: string[], out: (line: string) => vo
     }
     out(`gradcheck: ${report.passed}/${report.total} tensors within tolerance`);
   }
-  return report.passed === report.total ? 0 : 1;
+  return ok ? 0 : 1;
 }
