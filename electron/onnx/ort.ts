@@ -37,6 +37,53 @@ export function fromOrtTensor(t: ort.Tensor): Tensor {
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'dml' | 'coreml';
 
+/** Accelerated providers, best first; the CPU is always the fallback. */
+export const ACCELERATED_PROVIDERS: readonly ExecutionProvider[] = ['cuda', 'dml', 'coreml'];
+
+let detected: Promise<ExecutionProvider[]> | null = null;
+
+/**
+ * Providers that actually work on this machine, best first, ending with 'cpu'. A provider the binary lists is tried
+ * with a one-op session on that provider alone: listing CUDA does not mean a GPU and its libraries are present.
+ */
+export function detectExecutionProviders(): Promise<ExecutionProvider[]> {
+  detected ??= (async () => {
+    const listed = new Set(ort.listSupportedBackends().map((b) => b.name));
+    const working: ExecutionProvider[] = [];
+    const probe = identityModelBytes();
+    for (const ep of ACCELERATED_PROVIDERS) {
+      if (!listed.has(ep)) continue;
+      try {
+        const s = await ort.InferenceSession.create(probe, { executionProviders: [ep], logSeverityLevel: 4 });
+        await s.release();
+        working.push(ep);
+      } catch {
+        // Not usable here (no device or no runtime libraries): fall through to the next one.
+      }
+    }
+    return [...working, 'cpu'];
+  })();
+  return detected;
+}
+
+function identityModelBytes(): Uint8Array {
+  return serializeModel({
+    irVersion: 8,
+    producerName: 'vlm-composer',
+    producerVersion: '0.1.0',
+    opsets: { '': 17 },
+    metadata: {},
+    graph: {
+      name: 'probe',
+      nodes: [{ name: 'id', opType: 'Identity', domain: '', inputs: ['x'], outputs: ['y'], attrs: {} }],
+      inputs: [{ name: 'x', dtype: 'float32', shape: [1] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: [1] }],
+      initializers: new Map(),
+      valueInfo: new Map(),
+    },
+  }).model;
+}
+
 export interface SessionOptions {
   executionProviders?: ExecutionProvider[];
   /** Turn graph optimisations off (useful when comparing numerics op by op). */
