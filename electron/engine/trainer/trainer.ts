@@ -310,6 +310,8 @@ export class Trainer {
     let count = 0;
     for (let at = 0; at < n; at += bs) {
       const batch = pool.slice(at, Math.min(n, at + bs));
+      // ITM needs another pair in the batch to draw a negative from: a trailing single sample is left out.
+      if (batch.length < 2 && this.recipe.objective === 'blip2-stage1') continue;
       const feeds = await this.batchFeeds(batch);
       for (const t of this.built.trainables) feeds[t.name] = params.get(t.name)!;
       const out = await runSession(session, feeds);
@@ -365,7 +367,9 @@ export class Trainer {
     });
     const accumulator = accumulation ? await GradAccumulator.create(accumulation.grad) : undefined;
     const micro = accumulation ? (o.accumulate ?? 1) : 1;
-    const evalSession = await createSession(this.built.evalModel);
+    // Created on the first evaluation: runs without evaluation never pay for it.
+    let evalSession: ort.InferenceSession | undefined;
+    const evalWith = async (p: Map<string, Tensor>) => this.evaluate(p, (evalSession ??= await createSession(this.built.evalModel)));
     const losses = [...(resumed?.meta.losses ?? [])];
     const trainableCount = this.built.trainables.reduce((n, t) => n + (params.get(t.name)?.data.length ?? 0), 0);
     o.onEvent?.({
@@ -440,13 +444,13 @@ export class Trainer {
         });
         const evalEvery = o.evalEvery ?? 0;
         if (evalEvery > 0 && res.step % evalEvery === 0) {
-          metrics = await this.evaluate(runner.params, evalSession);
+          metrics = await evalWith(runner.params);
           o.onEvent?.({ type: 'eval', step: res.step, metrics });
         }
         if (o.checkpointEvery && res.step % o.checkpointEvery === 0 && res.step < totalSteps) save();
       }
       if (!stopped && o.evalAtEnd && (o.evalEvery ?? 0) === 0) {
-        metrics = await this.evaluate(runner.params, evalSession);
+        metrics = await evalWith(runner.params);
         o.onEvent?.({ type: 'eval', step: runner.step, metrics });
       }
       save();
@@ -461,7 +465,7 @@ export class Trainer {
     } finally {
       await runner.release();
       await accumulator?.release();
-      await evalSession.release();
+      await evalSession?.release();
     }
   }
 
