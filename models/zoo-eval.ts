@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseGraphDocument } from '../electron/engine/document.js';
+import { type GraphDocument, parseGraphDocument } from '../electron/engine/document.js';
 import { type Executor } from '../electron/engine/executor.js';
 import { mapRunInputs } from '../electron/engine/run.js';
 import { SHAPE_COLORS, SHAPE_KINDS, createShapesDataset, shapeSamplePng, shapeVariants } from '../electron/engine/datasets/index.js';
@@ -63,12 +63,11 @@ export async function evalImages(images: number, seed: number, split: 'train' | 
 }
 
 /** The text that reaches the graph's io.text_output node for one image and prompt. */
-async function answer(executor: Executor, file: string, bytes: Uint8Array, prompt: string | undefined): Promise<string> {
-  const doc = parseGraphDocument(readFileSync(join(GRAPHS, file), 'utf8'), file);
+async function answer(executor: Executor, file: string, doc: GraphDocument, baseDir: string, bytes: Uint8Array, prompt: string | undefined): Promise<string> {
   const inputs = mapRunInputs(doc, { image: { name: 'image.png', bytes }, prompt });
   const out = doc.nodes.find((n) => n.type === 'io.text_output');
   if (!out) throw new Error(`${file}: no io.text_output node`);
-  const res = await executor.run(doc, { baseDir: GRAPHS, inputs, targets: [out.id] });
+  const res = await executor.run(doc, { baseDir, inputs, targets: [out.id] });
   const edge = doc.edges.find((e) => e.to.node === out.id)!;
   const text = res.outputs[edge.from.node]?.[edge.from.port];
   if (typeof text !== 'string') throw new Error(`${file}: output '${out.id}' got no text`);
@@ -82,14 +81,24 @@ async function answer(executor: Executor, file: string, bytes: Uint8Array, promp
 export async function evaluateTemplate(
   executor: Executor,
   file: string,
-  o: { images: number; seed: number; split?: 'train' | 'eval'; log?: (line: string) => void },
+  o: {
+    images: number;
+    seed: number;
+    split?: 'train' | 'eval';
+    log?: (line: string) => void;
+    /** Run this document instead of graphs/<file> (e.g. the template with its zoo weights removed). */
+    doc?: GraphDocument;
+    /** Folder the document's weight paths resolve against (default graphs/). */
+    baseDir?: string;
+  },
 ): Promise<TemplateAccuracy> {
+  const doc = o.doc ?? parseGraphDocument(readFileSync(join(GRAPHS, file), 'utf8'), file);
   const { original, variants } = await evalImages(o.images, o.seed, o.split);
   const zeroShot = file.startsWith('clip');
   const score = async (set: EvalImage[]) => {
     let both = 0, color = 0, shape = 0;
     for (const img of set) {
-      const text = await answer(executor, file, img.bytes, zeroShot ? undefined : DESCRIBE_PROMPT);
+      const text = await answer(executor, file, doc, o.baseDir ?? GRAPHS, img.bytes, zeroShot ? undefined : DESCRIBE_PROMPT);
       const j = judge(text, img.color, img.shape);
       color += j.color ? 1 : 0;
       shape += j.shape ? 1 : 0;

@@ -3,14 +3,17 @@
 // accuracies measured here), then points the templates in graphs/ at them.
 //
 //   npm run zoo                      everything (stages in order; each reads the weights of the stages before it)
-//   npm run zoo -- --only a,b        only these stages (the others' weights must already be in models/zoo/)
+//   npm run zoo -- --only a,b        only these stages (the others' weights must already be in models/zoo/;
+//                                    intermediates live only within a run: 'llava' needs 'llama-lm,llava')
 //   npm run zoo -- --eval            only measure the templates as they are
 //
-// Stages follow the issue: vision encoders contrastively against a text tower, the LLMs on captions in their
-// template's prompt format, then each template's projector recipe with encoder and LLM frozen.
+// Stages: the CLIP ViT contrastively against the CLIP text tower (the CLIP template); the LLaMA decoder on captions
+// alone (an intermediate in models/zoo/.work/, deleted after the run); then LLaVA-1.5 with ViT, projector and LLM
+// trained together on single-shape conversations (a projector alone cannot steer a frozen text-only LLM: measured);
+// then MiniGPT-4 the same joint way from seed.
 
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { type GraphDocument, graphDocumentFromJson, parseGraphDocument } from '../electron/engine/document.js';
 import { Executor } from '../electron/engine/executor.js';
@@ -180,6 +183,9 @@ interface Stage {
 
 const SINGLE = { minShapes: 1, maxShapes: 1 } as const;
 
+/** Intermediate weights (the input of a later stage, used by no template) live here, removed at the end of a run. */
+const WORK = (file: string): string => `.work/${file}`;
+
 export const STAGES: Stage[] = [
   {
     name: 'clip-vit', recipe: 'clip', seed: 1, steps: 300, batchSize: 32, learningRate: 1e-3, datasetSize: 1024, shapes: SINGLE,
@@ -187,52 +193,40 @@ export const STAGES: Stage[] = [
     outputs: { vit: 'clip_vit.safetensors', text_encoder: 'clip_text.safetensors' },
   },
   {
-    name: 'opt-lm', recipe: 'lm', seed: 3, steps: 150, batchSize: 32, learningRate: 2e-3, datasetSize: 1024,
-    graph: () => textOnlyGraph(loadTemplate('blip2.graph.json')),
-    outputs: { llm: 'opt_decoder.safetensors' },
-  },
-  {
+    // Intermediate: the LLaMA decoder learns the caption language before it sees images.
     name: 'llama-lm', recipe: 'lm', seed: 4, steps: 150, batchSize: 32, learningRate: 2e-3, datasetSize: 1024,
     graph: () => textOnlyGraph(loadTemplate('llava-1.5.graph.json')),
-    outputs: { llm: 'llama_decoder.safetensors' },
+    outputs: { llm: WORK('llama_decoder.safetensors') },
   },
   {
     // Measured: with the LLM frozen after text-only training, the projector cannot steer it (loss stays at the
     // text-only floor, 0% accuracy), so the LLM trains with the projector on image-grounded conversations.
     // The frozen contrastive encoder gives colour (100%) but not shape (13%), so the ViT fine-tunes here as well.
+    // Measured: 1500 more steps from these weights (seed 9, 8192 scenes, lr 1e-3 warm restart) moved held-out
+    // shape 0.60 → 0.625 and variants 0.65 → 0.625 (n = 40): no gain, so not kept. On training-split scenes the
+    // same weights name shape 0.825: the gap is unseen colour/shape/size/position combinations, not too few steps.
     name: 'llava', recipe: 'instruction', seed: 5, steps: 1200, batchSize: 16, learningRate: 1e-3, datasetSize: 4096, shapes: SINGLE,
-    graph: () => unfreeze(withWeights(loadTemplate('llava-1.5.graph.json'), { vit: 'clip_vit.safetensors', llm: 'llama_decoder.safetensors' }, ZOO_DIR), ['vit', 'embed', 'llm']),
+    graph: () => unfreeze(withWeights(loadTemplate('llava-1.5.graph.json'), { vit: 'clip_vit.safetensors', llm: WORK('llama_decoder.safetensors') }, ZOO_DIR), ['vit', 'embed', 'llm']),
     outputs: { vit: 'llava_vit.safetensors', proj: 'llava_projector.safetensors', llm: 'llava_llama.safetensors' },
   },
   {
-    // EVA ViT has no pooled output, so ITC cannot pre-train it: it trains with the Q-Former (and the OPT decoder,
-    // for the reason above) on captions.
-    name: 'blip2', recipe: 'captioning', seed: 6, steps: 400, batchSize: 16, learningRate: 1e-3, datasetSize: 1024, shapes: SINGLE,
-    graph: () => unfreeze(withPrompt(withWeights(loadTemplate('blip2.graph.json'), { llm: 'opt_decoder.safetensors' }, ZOO_DIR), DESCRIBE), ['vit', 'embed', 'llm']),
-    outputs: { vit: 'eva_vit.safetensors', qformer: 'blip2_qformer.safetensors', llm: 'blip2_opt.safetensors' },
-  },
-  {
-    // Same EVA ViT as BLIP-2 (frozen); the instruction-aware Q-Former and LLaMA train on captions.
-    name: 'instructblip', recipe: 'captioning', seed: 7, steps: 300, batchSize: 16, learningRate: 1e-3, datasetSize: 1024,
-    graph: () => unfreeze(withPrompt(withWeights(loadTemplate('instructblip.graph.json'), { vit: 'eva_vit.safetensors', llm: 'llama_decoder.safetensors' }, ZOO_DIR), DESCRIBE), ['embed', 'llm']),
-    outputs: { qformer: 'instructblip_qformer.safetensors', llm: 'instructblip_llama.safetensors' },
-  },
-  {
-    // MiniGPT-4's Q-Former has its own width (d_out 64), so it trains here with llama_proj and LLaMA.
-    name: 'minigpt4', recipe: 'captioning', seed: 8, steps: 300, batchSize: 16, learningRate: 1e-3, datasetSize: 1024,
-    graph: () => unfreeze(withPrompt(withWeights(loadTemplate('minigpt4.graph.json'), { vit: 'eva_vit.safetensors', llm: 'llama_decoder.safetensors' }, ZOO_DIR), DESCRIBE), ['qformer', 'embed', 'llm']),
-    outputs: { qformer: 'minigpt4_qformer.safetensors', proj: 'minigpt4_proj.safetensors', llm: 'minigpt4_llama.safetensors' },
+    // MiniGPT-4 the same joint way, all from seed: EVA ViT, Q-Former, llama_proj and LLaMA train together on
+    // single-shape conversations (BLIP-2-style captioning with a frozen LLM gave one caption for every image).
+    name: 'minigpt4', recipe: 'instruction', seed: 8, steps: 1500, batchSize: 16, learningRate: 1e-3, datasetSize: 4096, shapes: SINGLE,
+    graph: () => unfreeze(loadTemplate('minigpt4.graph.json'), ['vit', 'qformer', 'embed', 'llm']),
+    outputs: { vit: 'minigpt4_eva_vit.safetensors', qformer: 'minigpt4_qformer.safetensors', proj: 'minigpt4_proj.safetensors', llm: 'minigpt4_llama.safetensors' },
   },
 ];
 
-/** Which zoo files each template's nodes load (written into graphs/ by `linkTemplates`). */
+/**
+ * Which zoo files each template's nodes load (written into graphs/ by `linkTemplates`). Templates not listed here
+ * (BLIP-2, InstructBLIP, ...) are not trained by the zoo yet and run from their seeded weights.
+ */
 export const TEMPLATE_WEIGHTS: Record<string, Record<string, string>> = {
   'clip.graph.json': { vit: 'clip_vit.safetensors', text_encoder: 'clip_text.safetensors' },
   'llava-1.5.graph.json': { vit: 'llava_vit.safetensors', proj: 'llava_projector.safetensors', llm: 'llava_llama.safetensors' },
-  'blip2.graph.json': { vit: 'eva_vit.safetensors', qformer: 'blip2_qformer.safetensors', llm: 'blip2_opt.safetensors' },
-  'instructblip.graph.json': { vit: 'eva_vit.safetensors', qformer: 'instructblip_qformer.safetensors', llm: 'instructblip_llama.safetensors' },
   'minigpt4.graph.json': {
-    vit: 'eva_vit.safetensors', qformer: 'minigpt4_qformer.safetensors', proj: 'minigpt4_proj.safetensors', llm: 'minigpt4_llama.safetensors',
+    vit: 'minigpt4_eva_vit.safetensors', qformer: 'minigpt4_qformer.safetensors', proj: 'minigpt4_proj.safetensors', llm: 'minigpt4_llama.safetensors',
   },
 };
 
@@ -265,7 +259,9 @@ async function runStage(stage: Stage, manifest: ZooManifest): Promise<void> {
   for (const [node, file] of Object.entries(stage.outputs)) {
     const src = join(out, 'weights', `${node}.safetensors`);
     if (!existsSync(src)) throw new Error(`stage '${stage.name}': node '${node}' wrote no weights (did it train?)`);
+    mkdirSync(dirname(join(ZOO_DIR, file)), { recursive: true });
     copyFileSync(src, join(ZOO_DIR, file));
+    if (file.startsWith('.work/')) continue;
     const bytes = readFileSync(join(ZOO_DIR, file));
     manifest.files[file] = { sha256: hashBytes(bytes), bytes: bytes.length };
   }
@@ -305,11 +301,24 @@ export function linkTemplates(): void {
   }
 }
 
+/** Drops what no stage or template uses any more: stale manifest entries and leftover safetensors in models/zoo/. */
+function pruneZoo(m: ZooManifest): void {
+  const used = new Set(Object.values(TEMPLATE_WEIGHTS).flatMap((w) => Object.values(w)));
+  for (const file of readdirSync(ZOO_DIR)) {
+    if (file.endsWith('.safetensors') && !used.has(file)) rmSync(join(ZOO_DIR, file));
+  }
+  for (const file of Object.keys(m.files)) if (!used.has(file)) delete m.files[file];
+  for (const name of Object.keys(m.stages)) if (!STAGES.some((s) => s.name === name)) delete m.stages[name];
+  for (const file of Object.keys(m.accuracy)) if (!(file in TEMPLATE_WEIGHTS)) delete m.accuracy[file];
+}
+
 async function main(argv: string[]): Promise<void> {
   const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1].split(',') : undefined;
   const evalOnly = argv.includes('--eval');
   mkdirSync(ZOO_DIR, { recursive: true });
   const manifest = readManifest();
+  pruneZoo(manifest);
+  writeManifest(manifest);
   const t0 = performance.now();
   if (!evalOnly) {
     for (const stage of STAGES) {
@@ -319,7 +328,7 @@ async function main(argv: string[]): Promise<void> {
     }
     linkTemplates();
   }
-  if (!only) manifest.totalSeconds = Math.round((performance.now() - t0) / 1000);
+  if (!only && !evalOnly) manifest.totalSeconds = Math.round((performance.now() - t0) / 1000);
   const executor = new Executor();
   try {
     for (const file of Object.keys(TEMPLATE_WEIGHTS)) {
