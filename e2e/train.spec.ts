@@ -1,10 +1,10 @@
 // Train: a few real training steps of the BLIP-2 template on the built-in shapes dataset, with the live loss chart,
-// evaluation metrics, pause/resume and checkpoints.
+// evaluation metrics and checkpoints (pause/resume/stop are covered by the host tests of the train job).
 
 import { expect, screen, test } from './fixtures.js';
 import { openPanel, openTemplate } from './helpers.js';
 
-test('train BLIP-2 on built-in shapes: live loss, eval metrics, pause/resume, checkpoints', async ({ app }) => {
+test('train BLIP-2 for 20 steps on built-in shapes: the loss chart moves, eval metrics, checkpoints', async ({ app }) => {
   test.setTimeout(300_000);
   await openTemplate(app, 'blip2');
   await openPanel(app, 'Train');
@@ -13,29 +13,18 @@ test('train BLIP-2 on built-in shapes: live loss, eval metrics, pause/resume, ch
 
   await app.getByRole('combobox', { name: 'Recipe' }).selectOption('blip2-stage2');
   await expect(app.getByTestId('trainables')).toContainText('qformer');
-  await app.getByRole('spinbutton', { name: 'Steps' }).fill('3000');
+  await app.getByRole('spinbutton', { name: 'Steps' }).fill('20');
   await app.getByRole('spinbutton', { name: 'Learning rate' }).fill('0.003');
   await app.locator('.field', { hasText: /^Batch/ }).locator('input').fill('2');
   await app.locator('.field', { hasText: /^Samples/ }).locator('input').fill('32');
-  await app.locator('.field', { hasText: /^Eval every/ }).locator('input').fill('50');
-  await app.locator('.field', { hasText: /^Save every/ }).locator('input').fill('100');
+  await app.locator('.field', { hasText: /^Eval every/ }).locator('input').fill('10');
+  await app.locator('.field', { hasText: /^Save every/ }).locator('input').fill('10');
   await app.getByRole('button', { name: 'Start', exact: true }).click();
 
   const status = app.getByTestId('train-status');
   // Building the training graph (autodiff, sessions) takes a while on a busy machine before step 1.
-  await expect(status).toContainText(/step [1-9]\d*\/3000/, { timeout: 150_000 });
-  await expect(app.getByRole('button', { name: 'Pause' })).toBeEnabled();
-  await app.getByRole('button', { name: 'Pause' }).click();
-  await expect(status).toContainText('paused', { timeout: 30_000 });
-  const pausedAt = await status.innerText();
-  await app.waitForTimeout(1200);
-  expect(await status.innerText(), 'no steps while paused').toBe(pausedAt);
-  await screen(app, '30-train-paused');
-  await app.getByRole('button', { name: 'Resume', exact: true }).click();
-  // Long enough for evaluations and checkpoints, then stop it (a long run keeps Pause/Stop meaningful under load).
-  await expect(status).toContainText(/step (2\d\d|[3-9]\d\d|\d{4})\/3000/, { timeout: 120_000 });
-  await app.getByRole('button', { name: 'Stop', exact: true }).click();
-  await expect(status).toContainText(/(stopped|done) after/, { timeout: 60_000 });
+  await expect(status).toContainText(/step [1-9]\d*\/20/, { timeout: 150_000 });
+  await expect(status).toContainText(/(stopped|done) after/, { timeout: 150_000 });
   await expect(status).toContainText(/· loss \d/);
   await expect(app.locator('.eval-metrics')).toContainText(/Eval at step \d+/);
   // The chart has drawn its series (uPlot renders a canvas and a legend with the loss).
