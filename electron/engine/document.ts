@@ -165,3 +165,28 @@ export function graphDocumentFromJson(raw: unknown, fileName: string): GraphDocu
   }
   return result.data;
 }
+
+/** The first `llm.decoder` reachable downstream of a node (breadth-first over edges), if any. */
+export function downstreamDecoder(doc: GraphDocument, id: string): string | undefined {
+  const seen = new Set([id]);
+  const queue = [id];
+  while (queue.length) {
+    const cur = queue.shift()!;
+    for (const e of doc.edges) {
+      if (e.from.node !== cur || seen.has(e.to.node)) continue;
+      if (doc.nodes.find((n) => n.id === e.to.node)?.type === 'llm.decoder') return e.to.node;
+      seen.add(e.to.node);
+      queue.push(e.to.node);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Whose seed and weights file a node uses: an Embed tokens node shares the word embedding of the decoder it feeds,
+ * so both are built from the decoder's seed and weights.
+ */
+export function weightOwnerOf(doc: GraphDocument, id: string): string {
+  if (doc.nodes.find((n) => n.id === id)?.type !== 'llm.embed_tokens') return id;
+  return downstreamDecoder(doc, id) ?? id;
+}

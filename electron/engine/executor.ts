@@ -14,7 +14,7 @@ import type { NodeTypeDef, OnnxFragment, PortSpec } from '../nodes/types.js';
 import { applyAdapters } from '../nodes/adapters/index.js';
 import { OutputCache, type CachedValue } from './cache.js';
 import { type ComposeOptions, type ComposedModel, type FusedPart, composeFragments } from './compose.js';
-import type { DocNode, GraphDocument } from './document.js';
+import { type DocNode, type GraphDocument, weightOwnerOf } from './document.js';
 import { embedFromTable, generate } from './generate.js';
 import { hostSteps as ioHostSteps } from './host-steps/io.js';
 import { diffusionHostSteps } from './host-steps/diffusion.js';
@@ -495,25 +495,9 @@ export class RunPlan {
     return [...seen];
   }
 
-  /**
-   * Whose seed and weights file a node uses: an Embed tokens node shares the word embedding of the decoder it
-   * feeds, so both are built from the decoder's seed and weights.
-   */
+  /** Whose seed and weights file a node uses (an Embed tokens node shares its decoder's). */
   weightOwner(id: string): string {
-    if (this.node(id).type !== 'llm.embed_tokens') return id;
-    const seen = new Set<string>([id]);
-    const queue = [id];
-    while (queue.length) {
-      const cur = queue.shift()!;
-      for (const e of this.doc.edges.filter((x) => x.from.node === cur)) {
-        const next = e.to.node;
-        if (seen.has(next)) continue;
-        if (this.node(next).type === 'llm.decoder') return next;
-        seen.add(next);
-        queue.push(next);
-      }
-    }
-    return id;
+    return weightOwnerOf(this.doc, id);
   }
 
   /** The node whose weights file `id` reads: its own when it has one, else its weight owner's. */

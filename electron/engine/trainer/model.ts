@@ -12,7 +12,7 @@ import { WORD_EMBEDDING } from '../../nodes/llms.js';
 import type { Catalog } from '../../nodes/catalog.js';
 import type { ComposedModel } from '../compose.js';
 import type { Executor } from '../executor.js';
-import type { GraphDocument } from '../document.js';
+import { type GraphDocument, downstreamDecoder } from '../document.js';
 import { type TrainPlan, TrainError, ancestorsOf, defOf, nodeTrainsItself } from './plan.js';
 import type { Objective } from './recipes.js';
 import { MLM, addDiffusionLoss, addMlmHead, addMrmLoss, diffusionSetup } from './objectives.js';
@@ -179,7 +179,7 @@ export async function buildTraining(o: BuildOptions): Promise<BuiltTraining> {
   for (const id of plan.trainNodes) {
     const n = doc.nodes.find((x) => x.id === id)!;
     if (n.type !== 'llm.embed_tokens') continue;
-    const dec = doc.edges.find((e) => e.from.node === id) ? findDecoder(doc, id) : undefined;
+    const dec = doc.edges.find((e) => e.from.node === id) ? downstreamDecoder(doc, id) : undefined;
     if (!dec || !plan.trainNodes.includes(dec)) continue;
     const from = `${id}/${WORD_EMBEDDING}`;
     const to = `${dec}/${WORD_EMBEDDING}`;
@@ -401,20 +401,6 @@ function closeDecoderInputs(graph: Graph, doc: GraphDocument, nameOf: (node: str
   }
 }
 
-function findDecoder(doc: GraphDocument, embedId: string): string | undefined {
-  const seen = new Set([embedId]);
-  const queue = [embedId];
-  while (queue.length) {
-    const cur = queue.shift()!;
-    for (const e of doc.edges.filter((x) => x.from.node === cur)) {
-      if (seen.has(e.to.node)) continue;
-      if (doc.nodes.find((n) => n.id === e.to.node)?.type === 'llm.decoder') return e.to.node;
-      seen.add(e.to.node);
-      queue.push(e.to.node);
-    }
-  }
-  return undefined;
-}
 
 /** Zero-length past key/values for a batch of `batch` rows (shape [B, kvH, 0, hd] from the input's declared dims). */
 export function emptyPast(info: ValueInfo, batch: number): Tensor {

@@ -7,7 +7,7 @@
 
 import type { Catalog } from '../../nodes/catalog.js';
 import type { NodeTypeDef } from '../../nodes/types.js';
-import type { DocNode, GraphDocument } from '../document.js';
+import { type DocNode, type GraphDocument, weightOwnerOf } from '../document.js';
 
 export class TrainError extends Error {
   override name = 'TrainError';
@@ -67,20 +67,7 @@ export function ancestorsOf(doc: GraphDocument, ids: string[]): Set<string> {
 
 /** The decoder whose word embedding an Embed tokens node shares (as RunPlan.weightOwner), or the node itself. */
 export function weightOwner(doc: GraphDocument, id: string): string {
-  const node = doc.nodes.find((n) => n.id === id);
-  if (node?.type !== 'llm.embed_tokens') return id;
-  const seen = new Set([id]);
-  const queue = [id];
-  while (queue.length) {
-    const cur = queue.shift()!;
-    for (const e of doc.edges.filter((x) => x.from.node === cur)) {
-      if (seen.has(e.to.node)) continue;
-      if (doc.nodes.find((n) => n.id === e.to.node)?.type === 'llm.decoder') return e.to.node;
-      seen.add(e.to.node);
-      queue.push(e.to.node);
-    }
-  }
-  return id;
+  return weightOwnerOf(doc, id);
 }
 
 /** Does this decoder keep the word embedding inside (tied head: GPT-2, OPT)? LLaMA's is untied. */
