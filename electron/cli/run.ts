@@ -154,7 +154,8 @@ export async function runCommand(argv: string[], out: (line: string) => void): P
     inputs[id] = value;
   }
 
-  const executor = new Executor();
+  // The best execution provider that works on this machine (CUDA/DML/CoreML where present, else the CPU).
+  const executor = new Executor({ executionProviders: 'auto' });
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);
@@ -168,7 +169,7 @@ export async function runCommand(argv: string[], out: (line: string) => void): P
         summary[id] = Object.fromEntries(Object.entries(ports).map(([p, v]) => [p, summarise(v)]));
       }
       for (const o of outputs) summary[o.node] = { ...summary[o.node], ...(o.text !== undefined ? { text: o.text } : {}), ...(o.paths ? { path: o.paths[0], paths: o.paths } : {}) };
-      out(JSON.stringify({ type: 'result', outputs: summary, computed: result.computed, cached: result.cached, ms: Math.round(result.totalMs) }));
+      out(JSON.stringify({ type: 'result', outputs: summary, computed: result.computed, cached: result.cached, ms: Math.round(result.totalMs), executionProvider: executor.executionProviders[0] }));
     } else {
       const lines = outputs.flatMap((o) => (o.paths ? o.paths : [o.text ?? '']).map((v) => ({ node: o.node, v })));
       for (const { node, v } of lines) out(outputs.length > 1 ? `${node}: ${v}` : v);

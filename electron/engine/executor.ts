@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { type Tensor, tensorToNumbers } from '../onnx/ir.js';
-import { type ExecutionProvider, createSession, runSession } from '../onnx/ort.js';
+import { type ExecutionProvider, createSession, detectExecutionProviders, runSession } from '../onnx/ort.js';
 import { parseSafetensors } from '../onnx/safetensors.js';
 import { type Catalog, defaultCatalog, portsOf } from '../nodes/catalog.js';
 import { GENERATION_PARAMS, DecoderParams, resolveDecoderConfig, headDim, WORD_EMBEDDING } from '../nodes/llms.js';
@@ -80,8 +80,8 @@ export interface ExecutorOptions {
   catalog?: Catalog;
   /** Output cache budget in bytes (default 1 GiB). */
   cacheBytes?: number;
-  /** Preferred execution providers, best first; the executor falls back to CPU. */
-  executionProviders?: ExecutionProvider[];
+  /** Preferred execution providers, best first (the CPU is the fallback); 'auto' = the best that works here. */
+  executionProviders?: ExecutionProvider[] | 'auto';
   /** How many built node sessions to keep. */
   maxSessions?: number;
 }
@@ -103,13 +103,21 @@ export class Executor {
   readonly cache: OutputCache;
   private readonly built = new Map<string, Promise<BuiltNode>>();
   private readonly maxSessions: number;
-  private readonly providers: ExecutionProvider[];
+  private providers: ExecutionProvider[];
+  private readonly autoProviders: boolean;
 
   constructor(opts: ExecutorOptions = {}) {
     this.catalog = opts.catalog ?? defaultCatalog;
     this.cache = new OutputCache(opts.cacheBytes);
     this.maxSessions = opts.maxSessions ?? 48;
-    this.providers = opts.executionProviders ?? ['cpu'];
+    this.autoProviders = opts.executionProviders === 'auto';
+    this.providers = opts.executionProviders === 'auto' || !opts.executionProviders ? ['cpu'] : opts.executionProviders;
+  }
+
+  /** The providers sessions are created with; with 'auto', probed once (see detectExecutionProviders). */
+  async resolveExecutionProviders(): Promise<ExecutionProvider[]> {
+    if (this.autoProviders) this.providers = await detectExecutionProviders();
+    return [...this.providers];
   }
 
   get executionProviders(): ExecutionProvider[] {
@@ -330,7 +338,7 @@ export class Executor {
         opsets: { '': fragment.opset },
         graph: fragment.graph,
         metadata: {},
-      }, { executionProviders: this.providers });
+      }, { executionProviders: await this.resolveExecutionProviders() });
       return { fragment, session, adapters };
     })();
     promise.catch(() => this.built.delete(key));

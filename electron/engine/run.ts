@@ -71,7 +71,9 @@ let executor: Executor | null = null;
 export function sharedExecutor(): Executor {
   if (!executor) {
     const requested = process.env.COMPOSER_EP as ExecutionProvider | undefined;
-    const providers: ExecutionProvider[] = requested && PROVIDERS.includes(requested) && requested !== 'cpu' ? [requested, 'cpu'] : ['cpu'];
+    // COMPOSER_EP forces a provider; otherwise the best one that works on this machine (CPU fallback).
+    const providers: ExecutionProvider[] | 'auto' =
+      requested && PROVIDERS.includes(requested) ? (requested === 'cpu' ? ['cpu'] : [requested, 'cpu']) : 'auto';
     executor = new Executor({ executionProviders: providers });
   }
   return executor;

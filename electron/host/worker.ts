@@ -72,10 +72,8 @@ function fn<T extends (...args: never[]) => unknown>(mod: Record<string, unknown
 async function probe(): Promise<unknown> {
   const ort = await import('onnxruntime-node');
   const backends = ort.listSupportedBackends().map((b) => b.name);
-  // The binary listing a provider does not mean the device exists; the engine's session pool decides. Until it
-  // reports otherwise the host says what it will actually use: the CPU, or COMPOSER_EP when the user asked.
-  const requested = process.env.COMPOSER_EP;
-  const preferred = requested && backends.includes(requested as never) ? requested : 'cpu';
+  // The provider runs actually use: COMPOSER_EP when set, else the best one a probe session could be created on.
+  const preferred = (await (await import('../engine/run.js')).sharedExecutor().resolveExecutionProviders())[0];
   const modules: Record<string, boolean> = {};
   for (const name of Object.keys(ENGINE_MODULES) as EngineModuleName[]) modules[name] = isAvailable(name);
   const names = modules.recipes ? (await engineModule('recipes')).RECIPE_NAMES : [];
