@@ -1,5 +1,8 @@
 // Bridge between the IR and onnxruntime-node: sessions from IR models, IR tensors in and out.
 
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type DType, type Model, type Tensor, OnnxError, tensorSize } from './ir.js';
 import { serializeModel } from './proto.js';
@@ -52,7 +55,7 @@ export function detectExecutionProviders(): Promise<ExecutionProvider[]> {
     const working: ExecutionProvider[] = [];
     const probe = identityModelBytes();
     for (const ep of ACCELERATED_PROVIDERS) {
-      if (!listed.has(ep)) continue;
+      if (!listed.has(ep) || !providerLibraryPresent(ep)) continue;
       try {
         const s = await ort.InferenceSession.create(probe, { executionProviders: [ep], logSeverityLevel: 4 });
         await s.release();
@@ -64,6 +67,23 @@ export function detectExecutionProviders(): Promise<ExecutionProvider[]> {
     return [...working, 'cpu'];
   })();
   return detected;
+}
+
+/**
+ * CUDA ships as separate provider libraries next to the binding (installed only with the CUDA build); without them a
+ * probe would only print onnxruntime's load error, so it is skipped. DML and CoreML are built into their platforms'
+ * binaries.
+ */
+function providerLibraryPresent(ep: ExecutionProvider): boolean {
+  if (ep !== 'cuda') return true;
+  try {
+    const pkg = createRequire(import.meta.url).resolve('onnxruntime-node/package.json');
+    const dir = join(dirname(pkg), 'bin', 'napi-v6', process.platform, process.arch);
+    const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+    return existsSync(join(dir, lib));
+  } catch {
+    return false;
+  }
 }
 
 function identityModelBytes(): Uint8Array {
