@@ -160,14 +160,15 @@ export function addLoraWeights(
   return { loraA, loraB };
 }
 
-/** LoRA on every selected linear layer. */
-export function applyLora(fragment: OnnxFragment, config: unknown, seed: number, options: ApplyOptions = {}): AdapterResult<LoraInfo> {
-  const what = options.what ?? 'lora adapter';
-  const cfg = parseConfig(loraConfigSchema, config, what);
-  checkOpset(fragment, what);
-  const out = cloneFragment(fragment);
-  const b = new GraphBuilder(out.graph);
-  const selected = selectTargets(out.graph, cfg, what);
+/** Adds a LoRA branch (A, B, scale, dropout) to every selected module; shared by LoRA and QLoRA. */
+export function addLoraModules(
+  b: GraphBuilder,
+  selected: ReturnType<typeof selectTargets>,
+  cfg: LoraConfig,
+  seed: number,
+  options: ApplyOptions,
+  what: string,
+): { modules: LoraModuleInfo[]; trainable: string[] } {
   const modules: LoraModuleInfo[] = [];
   const trainable: string[] = [];
   for (const [module, layers] of selected) {
@@ -181,6 +182,18 @@ export function applyLora(fragment: OnnxFragment, config: unknown, seed: number,
       r, alpha, scale, loraA, loraB, ...attached,
     });
   }
+  return { modules, trainable };
+}
+
+/** LoRA on every selected linear layer. */
+export function applyLora(fragment: OnnxFragment, config: unknown, seed: number, options: ApplyOptions = {}): AdapterResult<LoraInfo> {
+  const what = options.what ?? 'lora adapter';
+  const cfg = parseConfig(loraConfigSchema, config, what);
+  checkOpset(fragment, what);
+  const out = cloneFragment(fragment);
+  const b = new GraphBuilder(out.graph);
+  const selected = selectTargets(out.graph, cfg, what);
+  const { modules, trainable } = addLoraModules(b, selected, cfg, seed, options, what);
   out.weights.push(...trainable);
   return { fragment: out, trainable, info: { method: 'lora', config: cfg, modules } };
 }

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { GraphBuilder } from '../../onnx/builder.js';
 import type { OnnxFragment } from '../types.js';
 import { type AdapterResult, type ApplyOptions, checkOpset, cloneFragment, parseConfig } from './common.js';
-import { type LoraInfo, type LoraModuleInfo, addLoraWeights, attachLora, loraConfigSchema, moduleRank } from './lora.js';
+import { type LoraInfo, addLoraModules, loraConfigSchema } from './lora.js';
 import { NF4_BLOCKSIZE, replaceWithNf4 } from './nf4.js';
 import { selectTargets } from './targets.js';
 
@@ -53,19 +53,7 @@ export function applyQlora(fragment: OnnxFragment, config: unknown, seed: number
     replaceWithNf4(b, weightName, layout, { blocksize: cfg.blocksize, doubleQuant: cfg.double_quant });
     quantized.push(weightName);
   }
-  const modules: LoraModuleInfo[] = [];
-  const trainable: string[] = [];
-  for (const [module, layers] of selected) {
-    const first = layers[0];
-    const { r, alpha, scale } = moduleRank(cfg, module);
-    const { loraA, loraB } = addLoraWeights(b, module, first.inFeatures, first.outFeatures, r, cfg.init_lora_weights, seed, options, what);
-    const attached = attachLora(b, layers, loraA, loraB, scale, cfg.lora_dropout, options.training ?? false);
-    trainable.push(loraA, loraB);
-    modules.push({
-      module, weightName: first.weightName, layout: first.layout, inFeatures: first.inFeatures, outFeatures: first.outFeatures,
-      r, alpha, scale, loraA, loraB, ...attached,
-    });
-  }
+  const { modules, trainable } = addLoraModules(b, selected, cfg, seed, options, what);
   out.weights = out.weights.filter((w) => !quantized.includes(w)).concat(trainable);
   return { fragment: out, trainable, info: { method: 'qlora', config: cfg, modules, quantized } };
 }
