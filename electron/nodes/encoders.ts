@@ -102,6 +102,28 @@ function clipVitDims(p: ClipVitParams): VitDims {
   return withOverrides(CLIP_VIT_PRESETS[p.preset], p);
 }
 
+/** HF CLIP state-dict names of encoder layer `l` (shared by the vision and text towers). */
+function clipLayerNames(l: string) {
+  return {
+    ln1: `${l}.layer_norm1`,
+    attn: { q: `${l}.self_attn.q_proj`, k: `${l}.self_attn.k_proj`, v: `${l}.self_attn.v_proj`, out: `${l}.self_attn.out_proj` },
+    ln2: `${l}.layer_norm2`,
+    mlp: { fc1: `${l}.mlp.fc1`, fc2: `${l}.mlp.fc2` },
+  };
+}
+
+/** HF CLIP initialisation of one encoder layer (q/k/v and fc2 scaled by depth, out_proj D^-0.5, fc1 (2D)^-0.5). */
+function clipLayerInit(D: number, inStd: number) {
+  return {
+    q: init.normal(inStd),
+    k: init.normal(inStd),
+    v: init.normal(inStd),
+    out: init.normal(D ** -0.5),
+    fc1: init.normal((2 * D) ** -0.5),
+    fc2: init.normal(inStd),
+  };
+}
+
 function buildClipVit(p: ClipVitParams, ctx: BuildContext): OnnxFragment {
   const s = openScope('encoder.clip_vit', ctx);
   const d = clipVitDims(p);
@@ -127,26 +149,14 @@ function buildClipVit(p: ClipVitParams, ctx: BuildContext): OnnxFragment {
     x = preNormLayer(
       s,
       x,
-      {
-        ln1: `${l}.layer_norm1`,
-        attn: { q: `${l}.self_attn.q_proj`, k: `${l}.self_attn.k_proj`, v: `${l}.self_attn.v_proj`, out: `${l}.self_attn.out_proj` },
-        ln2: `${l}.layer_norm2`,
-        mlp: { fc1: `${l}.mlp.fc1`, fc2: `${l}.mlp.fc2` },
-      },
+      clipLayerNames(l),
       {
         dim: D,
         heads: d.num_heads,
         mlpDim: d.intermediate_size,
         act: p.act,
         eps: p.eps,
-        init: {
-          q: init.normal(inStd),
-          k: init.normal(inStd),
-          v: init.normal(inStd),
-          out: init.normal(D ** -0.5),
-          fc1: init.normal((2 * D) ** -0.5),
-          fc2: init.normal(inStd),
-        },
+        init: clipLayerInit(D, inStd),
       },
     );
     hidden.push(x);
@@ -452,12 +462,7 @@ function buildClipText(p: ClipTextParams, ctx: BuildContext): OnnxFragment {
     x = preNormLayer(
       s,
       x,
-      {
-        ln1: `${l}.layer_norm1`,
-        attn: { q: `${l}.self_attn.q_proj`, k: `${l}.self_attn.k_proj`, v: `${l}.self_attn.v_proj`, out: `${l}.self_attn.out_proj` },
-        ln2: `${l}.layer_norm2`,
-        mlp: { fc1: `${l}.mlp.fc1`, fc2: `${l}.mlp.fc2` },
-      },
+      clipLayerNames(l),
       {
         dim: D,
         heads: d.num_heads,
@@ -465,14 +470,7 @@ function buildClipText(p: ClipTextParams, ctx: BuildContext): OnnxFragment {
         act: p.act,
         eps: p.eps,
         mask: additive,
-        init: {
-          q: init.normal(inStd),
-          k: init.normal(inStd),
-          v: init.normal(inStd),
-          out: init.normal(D ** -0.5),
-          fc1: init.normal((2 * D) ** -0.5),
-          fc2: init.normal(inStd),
-        },
+        init: clipLayerInit(D, inStd),
       },
     );
   }
