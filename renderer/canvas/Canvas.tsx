@@ -6,7 +6,9 @@ import {
   Controls,
   MiniMap,
   ReactFlow,
+  getViewportForBounds,
   useReactFlow,
+  useStoreApi,
   type Connection,
   type Edge,
   type IsValidConnection,
@@ -15,9 +17,10 @@ import { useCallback, useEffect, type DragEvent, type MouseEvent } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { registerFit, registerSearchAtCentre } from '../app/actions.js';
 import { takeImageFile } from '../app/jobs.js';
-import { connectionProblem, type ComposerEdge, type ComposerNode } from '../store/model.js';
-import { composerStore, useComposer } from '../store/store.js';
+import { connectionProblem, nodePorts, type CatalogIndex, type ComposerEdge, type ComposerNode } from '../store/model.js';
+import { composerStore, useComposer, type ComposerState } from '../store/store.js';
 import { ComposerNodeView } from './ComposerNodeView.js';
+import { NODE_WIDTH, nodeHeight, SHOWN_PARAMS, useLowDetail } from './detail.js';
 import { ShapeEdge } from './ShapeEdge.js';
 import { familyColor } from './theme.js';
 
@@ -28,6 +31,25 @@ const defaultEdgeOptions = { type: 'shape' };
 const proOptions = { hideAttribution: true };
 const fitViewOptions = { maxZoom: 1, padding: 0.2 };
 export const PALETTE_MIME = 'application/x-composer-node-type';
+
+/** A graph was just opened: the store replaced the nodes and started a fresh, empty history. */
+function isDocumentLoad(state: ComposerState, prev: ComposerState): boolean {
+  return state.past !== prev.past && state.past.length === 0 && state.future.length === 0 && state.nodes.length > 0;
+}
+
+/** Bounds of the nodes before React Flow has measured them: positions plus the full-detail node size. */
+function estimatedBounds(catalog: CatalogIndex, nodes: readonly ComposerNode[]) {
+  let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+  for (const n of nodes) {
+    const { inputs, outputs } = nodePorts(catalog, n);
+    const params = Math.min(SHOWN_PARAMS, catalog[n.data.type]?.params.length ?? 0);
+    x0 = Math.min(x0, n.position.x);
+    y0 = Math.min(y0, n.position.y);
+    x1 = Math.max(x1, n.position.x + (n.measured?.width ?? NODE_WIDTH));
+    y1 = Math.max(y1, n.position.y + (n.measured?.height ?? nodeHeight(Math.max(inputs.length, outputs.length), params)));
+  }
+  return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
+}
 
 const minimapColor = (n: ComposerNode) => familyColor(composerStore.getState().catalog[n.data.type]?.family);
 
@@ -45,6 +67,23 @@ export function Canvas() {
     })),
   );
   const flow = useReactFlow<ComposerNode, ComposerEdge>();
+  const flowStore = useStoreApi<ComposerNode, ComposerEdge>();
+  const low = useLowDetail();
+
+  // Frame an opened graph before its nodes first render, so a large graph renders once, at the zoom it is shown at
+  // (light nodes when that is below the detail zoom), instead of at the previous zoom and then again. Runs in the
+  // store listener, ahead of React's render; the fitView the open action requests then refines it on measured sizes.
+  useEffect(
+    () =>
+      composerStore.subscribe((state, prev) => {
+        if (!isDocumentLoad(state, prev)) return;
+        const { width, height, minZoom } = flowStore.getState();
+        if (!width || !height) return;
+        const bounds = estimatedBounds(state.catalog, state.nodes);
+        void flow.setViewport(getViewportForBounds(bounds, width, height, minZoom, fitViewOptions.maxZoom, fitViewOptions.padding));
+      }),
+    [flow, flowStore],
+  );
 
   useEffect(() => {
     registerFit(() => void flow.fitView({ padding: 0.2, duration: 200, maxZoom: 1 }));
@@ -122,7 +161,8 @@ export function Canvas() {
         fitViewOptions={fitViewOptions}
         proOptions={proOptions}
       >
-        <Background variant={BackgroundVariant.Dots} gap={20} size={1.2} />
+        {/* Below the detail zoom the dots shrink to sub-pixel specks, yet repainting them costs every pan frame. */}
+        {!low && <Background variant={BackgroundVariant.Dots} gap={20} size={1.2} />}
         <MiniMap pannable zoomable nodeColor={minimapColor} nodeStrokeWidth={0} className="minimap" />
         <Controls showInteractive={false} />
       </ReactFlow>

@@ -1,13 +1,15 @@
 // One node component for every family: coloured by family, handles coloured by port kind and labelled, with the
-// frozen badge, adapter chips, a parameter-count slot and the node's validation messages.
+// frozen badge, adapter chips, a parameter-count slot and the node's validation messages. Below the detail zoom
+// (detail.ts) it draws a light box of the same size instead: family colour, title, error/frozen/selected state, and
+// the handles (hidden) so edges still attach where the port rows are.
 
 import { Handle, Position, type NodeProps } from '@xyflow/react';
 import { memo, type CSSProperties } from 'react';
-import { useShallow } from 'zustand/react/shallow';
-import type { PortSpecWire } from '../../electron/host/contract.js';
+import type { NodeTypeInfoWire, PortSpecWire } from '../../electron/host/contract.js';
 import type { NodeRunState } from '../store/jobs.js';
 import { formatShape, inHandle, outHandle, nodePorts, type ComposerNode } from '../store/model.js';
-import { useComposer } from '../store/store.js';
+import { useComposer, type ComposerState } from '../store/store.js';
+import { connectedHandles, nodeHeight, nodeProblems, portRowCentre, SHOWN_PARAMS, useLowDetail } from './detail.js';
 import { FAMILY_LABEL, familyColor, kindColor } from './theme.js';
 
 function PortRow({ port, side }: { port: PortSpecWire; side: 'in' | 'out' }) {
@@ -60,27 +62,72 @@ function formatMs(ms: number | undefined): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-function ComposerNodeViewImpl({ id, data, selected }: NodeProps<ComposerNode>) {
-  const catalog = useComposer((s) => s.catalog);
-  const info = catalog[data.type];
+function nodeClass(selected: boolean, hasError: boolean, frozen: boolean, run: NodeRunState | undefined): string {
+  return `cnode${selected ? ' selected' : ''}${hasError ? ' has-error' : ''}${frozen ? ' frozen' : ''}${run ? ` run-${run.status}` : ''}`;
+}
+
+const selectCatalog = (s: ComposerState) => s.catalog;
+
+/**
+ * The light box drawn below the detail zoom: as tall as the full node, with only the handles edges attach to (hidden,
+ * where the port rows are), so the edges stay put.
+ */
+function LightNode({ id, data, selected, info }: NodeProps<ComposerNode> & { info: NodeTypeInfoWire | undefined }) {
+  const catalog = useComposer(selectCatalog);
+  const runState = useComposer((s) => s.run.nodes[id]);
+  const hasError = useComposer((s) => nodeProblems(s.diagnostics, id).some((p) => p.startsWith('error:')));
+  const connected = useComposer((s) => connectedHandles(s.edges, id)).split(' ');
+  const { inputs, outputs } = nodePorts(catalog, { data });
+  const params = Math.min(SHOWN_PARAMS, info?.params.length ?? 0);
+  const style = { '--family': familyColor(info?.family), height: nodeHeight(Math.max(inputs.length, outputs.length), params) } as CSSProperties;
+  const handles = (ports: PortSpecWire[], side: 'in' | 'out') =>
+    ports.map((p, row) => {
+      const handleId = side === 'in' ? inHandle(p.name) : outHandle(p.name);
+      if (!connected.includes(handleId)) return null;
+      return (
+        <Handle
+          key={handleId}
+          type={side === 'in' ? 'target' : 'source'}
+          position={side === 'in' ? Position.Left : Position.Right}
+          id={handleId}
+          className="handle"
+          style={{ top: portRowCentre(row) }}
+          isConnectable={false}
+        />
+      );
+    });
+  return (
+    <div className={`${nodeClass(!!selected, hasError, data.frozen, runState)} lod`} style={style} data-testid={`node-${id}`}>
+      <div className="cnode-lod-title">
+        {data.frozen ? '❄ ' : ''}
+        {info?.title ?? data.type}
+      </div>
+      {handles(inputs, 'in')}
+      {handles(outputs, 'out')}
+    </div>
+  );
+}
+
+function ComposerNodeViewImpl(props: NodeProps<ComposerNode>) {
+  const low = useLowDetail();
+  const info = useComposer((s) => s.catalog[props.data.type]);
+  return low ? <LightNode {...props} info={info} /> : <FullNode {...props} info={info} />;
+}
+
+function FullNode({ id, data, selected, info }: NodeProps<ComposerNode> & { info: NodeTypeInfoWire | undefined }) {
+  const catalog = useComposer(selectCatalog);
   const runState = useComposer((s) => s.run.nodes[id]);
   const result = useComposer((s) => s.run.results.find((r) => r.node === id));
   const runImage = useComposer((s) => (data.type === 'io.image' ? s.runImage : null));
-  const problems = useComposer(
-    useShallow((s) => s.diagnostics.filter((d) => d.nodeId === id).map((d) => `${d.severity}:${d.port ? `${d.port}: ` : ''}${d.message}`)),
-  );
+  const problems = useComposer((s) => nodeProblems(s.diagnostics, id));
   const { inputs, outputs } = nodePorts(catalog, { data });
   const errors = problems.filter((p) => p.startsWith('error:'));
   const family = info?.family;
   const style = { '--family': familyColor(family) } as CSSProperties;
-  const shownParams = (info?.params ?? []).slice(0, 3);
+  const shownParams = (info?.params ?? []).slice(0, SHOWN_PARAMS);
 
   return (
-    <div
-      className={`cnode${selected ? ' selected' : ''}${errors.length ? ' has-error' : ''}${data.frozen ? ' frozen' : ''}${runState ? ` run-${runState.status}` : ''}`}
-      style={style}
-      data-testid={`node-${id}`}
-    >
+    <div className={nodeClass(!!selected, errors.length > 0, data.frozen, runState)} style={style} data-testid={`node-${id}`}>
       <div className="cnode-head">
         <span className="cnode-dot" />
         <div className="cnode-titles">
@@ -96,7 +143,7 @@ function ComposerNodeViewImpl({ id, data, selected }: NodeProps<ComposerNode>) {
         )}
         <RunMarker state={runState} />
       </div>
- {(runState?.status === 'running' || runState?.status === 'computed') && runState.total !== undefined && (
+      {(runState?.status === 'running' || runState?.status === 'computed') && runState.total !== undefined && (
         <div className={`node-progress ${runState.status}`} data-testid="node-progress" title={`${runState.done ?? 0} of ${runState.total} ${runState.unit ?? 'steps'}s`}>
           <div className="node-progress-bar" style={{ width: `${Math.min(100, (100 * (runState.done ?? 0)) / Math.max(1, runState.total))}%` }} />
           <span>
@@ -139,20 +186,18 @@ function ComposerNodeViewImpl({ id, data, selected }: NodeProps<ComposerNode>) {
           ))}
         </div>
       )}
-      {(
-        <div className="cnode-foot">
-          <div className="chips">
-            {data.adapters.map((a) => (
-              <span key={a.id} className="chip" title={`adapter ${a.id}`}>
-                {a.method.toUpperCase()}
-              </span>
-            ))}
-          </div>
-          <span className="param-count" title="Parameter count (computed when the graph is built)">
-            — params
-          </span>
+      <div className="cnode-foot">
+        <div className="chips">
+          {data.adapters.map((a) => (
+            <span key={a.id} className="chip" title={`adapter ${a.id}`}>
+              {a.method.toUpperCase()}
+            </span>
+          ))}
         </div>
-      )}
+        <span className="param-count" title="Parameter count (computed when the graph is built)">
+          — params
+        </span>
+      </div>
       {!info && <div className="cnode-error">Unknown node type '{data.type}'</div>}
       {problems.length > 0 && (
         <ul className="cnode-problems">
