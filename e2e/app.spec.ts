@@ -4,6 +4,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, screen, test } from './fixtures.js';
+import { openTemplate, selectNode } from './helpers.js';
 
 test('the app loads with the palette, canvas, inspector and the execution provider', async ({ app }) => {
   await expect(app.locator('.brand')).toHaveText(/Composer/);
@@ -88,4 +89,30 @@ test('freeze toggle in the inspector marks the node and can be undone', async ({
   await app.locator('.react-flow__pane').click({ position: { x: 30, y: 30 } });
   await app.keyboard.press('Control+z');
   await expect(node.locator('.badge-frozen')).toHaveCount(0);
+});
+
+test('nodes show their parameter counts and the status bar the trainable share; freezing changes it', async ({ app }) => {
+  await openTemplate(app, 'blip2');
+  const qformer = app.getByTestId('node-qformer').getByTestId('param-count');
+  await expect(qformer).toHaveText(/^\d+(\.\d+)?[KMB]? params$/, { timeout: 30_000 });
+  // The frozen encoder trains nothing; the Embed tokens node shares the decoder's table.
+  await expect(app.getByTestId('node-vit').getByTestId('param-count')).toHaveText(/params · 0 trainable/);
+  await expect(app.getByTestId('node-embed').getByTestId('param-count')).toHaveText(/shared · llm/);
+  const total = app.getByTestId('param-total');
+  await expect(total).toHaveText(/^Trainable [\d.]+[KMB]? \/ [\d.]+[KMB]? params \(\d+\.\d\d%\)$/);
+  const before = await total.innerText();
+  expect(before).not.toMatch(/^Trainable 0 /);
+  await app.waitForTimeout(300);
+  await screen(app, '14-param-counts');
+  for (let i = 0; i < 3; i++) await app.locator('.react-flow__controls-zoomin').click();
+  await app.waitForTimeout(300);
+  await screen(app, '15-param-counts-zoomed');
+
+  await selectNode(app, 'qformer');
+  await app.locator('.toggle').click();
+  await expect(app.getByTestId('node-qformer').locator('.badge-frozen')).toBeVisible();
+  await expect(total).toHaveText(/^Trainable 0 \/ [\d.]+[KMB]? params \(0\.00%\)$/);
+  await expect(qformer).toHaveText(/params · 0 trainable$/);
+  await app.locator('.toggle').click();
+  await expect(total).toHaveText(before);
 });

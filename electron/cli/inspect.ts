@@ -1,117 +1,25 @@
 // vlmc inspect GRAPH|BUNDLE_DIR [--json]: per node its type, parameter count, trainable count, stored bytes and
 // bits per parameter, frozen flag and adapters; then totals with the trainable share. Counts come from the real
-// built fragments (Executor.fragmentOf), so they are exactly what runs and trains.
+// built fragments (Executor.fragmentOf), so they are exactly what runs and trains; real-size presets without a
+// checkpoint are counted from a describe-only build (electron/engine/param-stats.ts).
 
 import { z } from 'zod';
-import { type Tensor, tensorSize } from '../onnx/ir.js';
 import type { GraphDocument } from '../engine/document.js';
-import { Executor, RunPlan } from '../engine/executor.js';
+import { Executor } from '../engine/executor.js';
+import { type InspectReport, parameterStats } from '../engine/param-stats.js';
 import { validateDocument } from '../engine/validate.js';
-import { NF4_SUFFIX, bitsPerParameter } from '../nodes/adapters/nf4.js';
-import { WORD_EMBEDDING } from '../nodes/llms.js';
-import type { OnnxFragment } from '../nodes/types.js';
 import { UsageError, parseArgs, validateFlags } from './args.js';
 import { loadGraph, reportDiagnostics } from './graph-file.js';
+
+export type { InspectReport, NodeStats } from '../engine/param-stats.js';
 
 const flagsSchema = z.object({ json: z.boolean().default(false) }).strict();
 
 export const inspectUsage = 'vlmc inspect GRAPH|BUNDLE_DIR [--json]';
 
-export interface NodeStats {
-  id: string;
-  nodeType: string;
-  /** False for host-side nodes (no ONNX weights). */
-  onnx: boolean;
-  frozen: boolean;
-  /** Base weights of the node (a shared tensor is counted for its owner only: see sharedWith). */
-  params: number;
-  /** Weights its adapters add (always trainable). */
-  adapterParams: number;
-  /** Unfrozen base weights plus adapter weights. */
-  trainable: number;
-  /** Bytes the weights take as stored (NF4 base weights under QLoRA, float32 otherwise). */
-  bytes: number;
-  /** Stored bits per base parameter (32 for float32, ≈4.127 for NF4 with double quantisation); null without weights. */
-  bitsPerParam: number | null;
-  adapters: Array<{ id: string; method: string }>;
-  /** The node whose weights it shares (an Embed tokens node and its decoder's tied embedding). */
-  sharedWith?: string;
-}
-
-export interface InspectReport {
-  graph: string;
-  nodes: NodeStats[];
-  total: { params: number; trainable: number; trainablePercent: number; bytes: number };
-}
-
-function storedBits(t: Tensor): number {
-  return ArrayBuffer.isView(t.data) ? t.data.byteLength * 8 : 0;
-}
-
-/** Base weights stored NF4 (QLoRA): their parameter count and stored bits. */
-function nf4Weights(fragment: OnnxFragment): { params: number; bits: number } {
-  let params = 0;
-  for (const name of fragment.graph.initializers.keys()) {
-    if (!name.endsWith(NF4_SUFFIX)) continue;
-    const shape = fragment.graph.valueInfo.get(name.slice(0, -NF4_SUFFIX.length))?.shape;
-    if (shape?.every((d) => typeof d === 'number')) params += tensorSize(shape as number[]);
-  }
-  return { params, bits: params ? params * bitsPerParameter(fragment) : 0 };
-}
-
-/** Per-node and total parameter statistics of a valid graph, from the built (and adapted) fragments. */
-export async function inspectGraph(executor: Executor, doc: GraphDocument, baseDir: string): Promise<InspectReport> {
-  const plan = new RunPlan(doc, executor.catalog, { baseDir, targets: doc.nodes.map((n) => n.id) });
-  const nodes: NodeStats[] = [];
-  for (const node of doc.nodes) {
-    const def = plan.def(node.id);
-    const stats: NodeStats = {
-      id: node.id,
-      nodeType: node.type,
-      onnx: Boolean(def.build),
-      frozen: node.frozen,
-      params: 0,
-      adapterParams: 0,
-      trainable: 0,
-      bytes: 0,
-      bitsPerParam: null,
-      adapters: node.adapters.map((a) => ({ id: a.id, method: a.method })),
-    };
-    nodes.push(stats);
-    if (!def.build) continue;
-    const fragment = await executor.fragmentOf(doc, baseDir, node.id);
-    const adapterWeights = new Set((await executor.adaptersOf(doc, baseDir, node.id)).trainable);
-    const owner = plan.weightOwner(node.id);
-    let shared: string | undefined;
-    if (owner !== node.id && (await executor.fragmentOf(doc, baseDir, owner)).graph.initializers.has(WORD_EMBEDDING)) {
-      // A tied embedding is one tensor: it is counted for the decoder, whose fragment holds it too.
-      stats.sharedWith = owner;
-      shared = WORD_EMBEDDING;
-    }
-    let baseBits = 0;
-    let adapterBits = 0;
-    for (const w of fragment.weights) {
-      const t = fragment.graph.initializers.get(w);
-      if (!t || w === shared) continue;
-      if (adapterWeights.has(w)) {
-        stats.adapterParams += tensorSize(t.dims);
-        adapterBits += storedBits(t);
-      } else {
-        stats.params += tensorSize(t.dims);
-        baseBits += storedBits(t);
-      }
-    }
-    const nf4 = nf4Weights(fragment);
-    stats.params += nf4.params;
-    baseBits += nf4.bits;
-    stats.trainable = (node.frozen ? 0 : stats.params) + stats.adapterParams;
-    stats.bytes = Math.round((baseBits + adapterBits) / 8);
-    stats.bitsPerParam = stats.params ? baseBits / stats.params : null;
-  }
-  const params = nodes.reduce((n, s) => n + s.params + s.adapterParams, 0);
-  const trainable = nodes.reduce((n, s) => n + s.trainable, 0);
-  const bytes = nodes.reduce((n, s) => n + s.bytes, 0);
-  return { graph: doc.name, nodes, total: { params, trainable, trainablePercent: params ? (100 * trainable) / params : 0, bytes } };
+/** Per-node and total parameter statistics of a valid graph (electron/engine/param-stats.ts). */
+export function inspectGraph(executor: Executor, doc: GraphDocument, baseDir: string): Promise<InspectReport> {
+  return parameterStats(executor, doc, baseDir);
 }
 
 const fmt = (n: number) => n.toLocaleString('en-US');

@@ -100,6 +100,54 @@ describe('host api', () => {
     }
   });
 
+  it('counts parameters per node and in total, and a broken node gets an error instead of failing the rest', async () => {
+    // BLIP-2 without its checkpoints (the weights are seeded), so only the graph's structure matters.
+    const blip2 = JSON.parse(readFileSync(join(import.meta.dirname, '../../graphs/blip2.graph.json'), 'utf8')) as typeof doc & {
+      nodes: Array<{ id: string; type: string; frozen: boolean; params: Record<string, unknown>; weights?: unknown }>;
+    };
+    for (const n of blip2.nodes) delete n.weights;
+    const r = await call('graph.parameters', { document: blip2 });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const node = (id: string) => r.result.nodes.find((n) => n.id === id)!;
+    expect(node('qformer').params).toBeGreaterThan(10_000);
+    expect(node('qformer').trainable).toBe(node('qformer').params);
+    expect(node('vit')).toMatchObject({ frozen: true, trainable: 0 });
+    expect(node('vit').params).toBeGreaterThan(10_000);
+    expect(node('embed')).toMatchObject({ sharedWith: 'llm', params: 0 });
+    expect(node('image')).toMatchObject({ onnx: false, params: 0 });
+    expect(r.result.nodes.every((n) => n.error === undefined)).toBe(true);
+    const all = r.result.nodes.reduce((s, n) => s + n.params + n.adapterParams, 0);
+    expect(r.result.total).toMatchObject({ params: all, trainable: node('qformer').params });
+    expect(r.result.total.trainablePercent).toBeCloseTo((100 * node('qformer').params) / all, 6);
+
+    // Unfreezing the encoder adds its weights to the trainable total; a LoRA adds trainable weights to the frozen LLM.
+    const edited = structuredClone(blip2);
+    edited.nodes.find((n) => n.id === 'vit')!.frozen = false;
+    (edited.nodes.find((n) => n.id === 'llm') as { adapters: unknown[] }).adapters = [{ id: 'l1', method: 'lora', config: { r: 4 } }];
+    const e = await call('graph.parameters', { document: edited });
+    expect(e.ok).toBe(true);
+    if (!e.ok) return;
+    const llm = e.result.nodes.find((n) => n.id === 'llm')!;
+    expect(llm.adapterParams).toBeGreaterThan(0);
+    expect(llm.trainable).toBe(llm.adapterParams);
+    expect(e.result.total.trainable).toBe(node('qformer').params + node('vit').params + llm.adapterParams);
+
+    // A Q-Former with an impossible width cannot be built: it alone has no count.
+    const broken = structuredClone(blip2);
+    broken.nodes.find((n) => n.id === 'qformer')!.params = { hidden_size: 7 };
+    const b = await call('graph.parameters', { document: broken });
+    expect(b.ok).toBe(true);
+    if (!b.ok) return;
+    const q = b.result.nodes.find((n) => n.id === 'qformer')!;
+    expect(q.error).toMatch(/qformer/);
+    expect(q.params).toBe(0);
+    expect(b.result.nodes.find((n) => n.id === 'vit')!.params).toBe(node('vit').params);
+
+    const bad = await call('graph.parameters', { document: { ...doc, nodes: 'x' } });
+    expect(!bad.ok && bad.error.message).toMatch(/graph\.parameters request: document\.nodes/);
+  });
+
   it('answers "not available yet" for engine parts that are not built', async () => {
     const info = await call('engine.info', {});
     if (!info.ok || info.result.modules.train) return; // the trainer exists: covered by its own tests

@@ -181,6 +181,9 @@ export function createHostApi(options: HostApiOptions): HostApi {
 
     'graph.validate': async ({ document }) => (await engine.call('document.validate', { document })) as Result<'graph.validate'>,
 
+    'graph.parameters': async ({ document, graphPath }) =>
+      (await engine.call('document.parameters', { document, baseDir: baseDirFor(graphPath) })) as Result<'graph.parameters'>,
+
     'graph.open': async (params) => {
       if (params.source === 'content') {
         const { document } = await parseGraphText(params.name, params.text);

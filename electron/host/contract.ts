@@ -178,6 +178,39 @@ export const methods = {
     params: z.object({ document: graphDocumentWireSchema }),
     result: z.object({ diagnostics: z.array(diagnosticSchema) }),
   },
+  /**
+   * Parameter counts per node and in total (trainable / all, as PEFT's print_trainable_parameters), from the built
+   * fragments. A node that cannot be built has `error` and no counts; the others are still counted.
+   */
+  'graph.parameters': {
+    params: z.object({ document: graphDocumentWireSchema, graphPath: z.string().min(1).optional() }),
+    result: z.object({
+      nodes: z.array(
+        z.object({
+          id: z.string(),
+          /** False for host-side nodes (no weights). */
+          onnx: z.boolean(),
+          frozen: z.boolean(),
+          /** Base weights (a tied embedding is counted for its owner: see sharedWith). */
+          params: z.number().int().nonnegative(),
+          /** Weights the node's adapters add (always trainable). */
+          adapterParams: z.number().int().nonnegative(),
+          trainable: z.number().int().nonnegative(),
+          bytes: z.number().nonnegative(),
+          sharedWith: z.string().optional(),
+          /** Counted from weight shapes only (a real-size preset without a checkpoint). */
+          describeOnly: z.boolean().optional(),
+          error: z.string().optional(),
+        }),
+      ),
+      total: z.object({
+        params: z.number().int().nonnegative(),
+        trainable: z.number().int().nonnegative(),
+        trainablePercent: z.number(),
+        bytes: z.number().nonnegative(),
+      }),
+    }),
+  },
   'graph.open': {
     params: z.discriminatedUnion('source', [fromDialog, fromPath, uploadedText]),
     /** `cancelled` when the user closed the dialog. */

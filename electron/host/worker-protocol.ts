@@ -9,6 +9,7 @@ export type WorkerOp =
   | 'catalog.ports'
   | 'document.parse'
   | 'document.validate'
+  | 'document.parameters'
   | 'onnx.inspect'
   | 'run.start'
   | 'run.cancel'
@@ -41,6 +42,7 @@ export const ENGINE_MODULES = {
   catalog: { file: 'nodes/catalog', exports: ['listNodeTypes', 'getNodeType', 'portsOf'] },
   document: { file: 'engine/document', exports: ['parseGraphDocument', 'graphDocumentFromJson'] },
   validate: { file: 'engine/validate', exports: ['validateDocument'] },
+  parameters: { file: 'engine/param-stats', exports: ['parameterStats'] },
   run: { file: 'engine/run', exports: ['runGraph', 'cancelRun'] },
   compare: { file: 'engine/compare', exports: ['compareGraph'] },
   train: { file: 'engine/train', exports: ['startTraining', 'pauseTraining', 'resumeTraining', 'stopTraining'] },

@@ -16,6 +16,7 @@ import {
 } from './worker-protocol.js';
 import { loadModel } from '../onnx/proto.js';
 import { tensorSize } from '../onnx/ir.js';
+import type { InspectReport as ParameterReport } from '../engine/param-stats.js';
 
 class WorkerFailure extends Error {
   constructor(readonly code: 'not-available' | 'invalid-file' | 'failed' | 'not-found', message: string) {
@@ -146,6 +147,41 @@ async function documentValidate(args: { document: unknown }): Promise<unknown> {
   return { diagnostics: validate(document) };
 }
 
+/**
+ * Parameter counts of the document, node by node; a node that cannot be built gets an error, the rest are counted.
+ * Uses the run engine's executor, so fragments built here serve runs too (and unchanged nodes are never rebuilt).
+ */
+async function documentParameters(args: { document: unknown; baseDir: string }): Promise<unknown> {
+  const toDocument = fn<(raw: unknown, fileName: string) => unknown>(await engineModule('document'), 'graphDocumentFromJson');
+  let document: unknown;
+  try {
+    document = toDocument(args.document, 'graph');
+  } catch (e) {
+    throw new WorkerFailure('invalid-file', e instanceof Error ? e.message : String(e));
+  }
+  const stats = fn<(executor: unknown, doc: unknown, baseDir: string, opts: { tolerateErrors: boolean }) => Promise<ParameterReport>>(
+    await engineModule('parameters'),
+    'parameterStats',
+  );
+  const executor = fn<() => unknown>(await engineModule('run'), 'sharedExecutor')();
+  const report = await stats(executor, document, args.baseDir, { tolerateErrors: true });
+  return {
+    nodes: report.nodes.map((n) => ({
+      id: n.id,
+      onnx: n.onnx,
+      frozen: n.frozen,
+      params: n.params,
+      adapterParams: n.adapterParams,
+      trainable: n.trainable,
+      bytes: n.bytes,
+      ...(n.sharedWith ? { sharedWith: n.sharedWith } : {}),
+      ...(n.describeOnly ? { describeOnly: true } : {}),
+      ...(n.error ? { error: n.error } : {}),
+    })),
+    total: report.total,
+  };
+}
+
 function onnxInspect(args: { path: string }): unknown {
   const bytes = readFileSync(args.path);
   const model = loadModel(args.path);
@@ -199,6 +235,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case 'catalog.ports': return catalogPorts(req.args as { type: string; params: Record<string, unknown> });
     case 'document.parse': return documentParse(req.args as { name: string; text: string });
     case 'document.validate': return documentValidate(req.args as { document: unknown });
+    case 'document.parameters': return documentParameters(req.args as { document: unknown; baseDir: string });
     case 'onnx.inspect': return onnxInspect(req.args as { path: string });
     case 'run.start': return engineJob('run', req.args as { id: string });
     case 'compare.start': return engineJob('compare', req.args as { id: string });

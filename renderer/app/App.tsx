@@ -10,7 +10,7 @@ import { Inspector } from '../panels/Inspector.js';
 import { CanvasSearch, RecoveryPrompt, ShortcutsHelp, TemplatesGallery, Toasts } from '../panels/Overlays.js';
 import { Palette } from '../panels/Palette.js';
 import { Dock } from '../panels/Dock.js';
-import { isActive } from '../store/jobs.js';
+import { formatCount, isActive } from '../store/jobs.js';
 import { cancelRun, listenToJobs, refreshParamPorts, startRun } from './jobs.js';
 import {
   importOnnx,
@@ -19,6 +19,7 @@ import {
   openGraph,
   recoverAutosave,
   saveGraph,
+  countParametersNow,
   startBackgroundWork,
   validateNow,
 } from './actions.js';
@@ -141,6 +142,7 @@ function StatusBar({ info }: { info: Result<'engine.info'> | null }) {
       <span className={errors ? 'status-error' : 'status-ok'} data-testid="diagnostic-count">
         {note ?? (errors || warnings ? `${errors} errors · ${warnings} warnings` : '✓ valid')}
       </span>
+      <ParamTotal />
       {run.status === 'running' && <span>Running…</span>}
       {run.status === 'done' && (
         <span>
@@ -155,6 +157,22 @@ function StatusBar({ info }: { info: Result<'engine.info'> | null }) {
       </span>
       <span>{info ? (info.mode === 'electron' ? 'Desktop' : 'Browser mode') : 'Connecting…'}</span>
     </footer>
+  );
+}
+
+/** Trainable / all parameters of the graph and the trainable share, as PEFT's print_trainable_parameters. */
+function ParamTotal() {
+  const counts = useComposer((s) => s.paramCounts);
+  const empty = useComposer((s) => s.nodes.length === 0);
+  if (!counts || empty) return null;
+  const total = counts.total;
+  const uncounted = counts.nodes.filter((n) => n.error).length;
+  const exact = `trainable params: ${total.trainable.toLocaleString('en-US')} || all params: ${total.params.toLocaleString('en-US')} || trainable%: ${total.trainablePercent.toFixed(4)}`;
+  return (
+    <span data-testid="param-total" title={uncounted ? `${exact}\n${uncounted} node(s) could not be counted` : exact}>
+      Trainable <strong className="mono">{formatCount(total.trainable)}</strong> / {formatCount(total.params)} params (
+      {total.trainablePercent.toFixed(2)}%){uncounted ? ' *' : ''}
+    </span>
   );
 }
 
@@ -194,6 +212,7 @@ export function App() {
       // Only offer recovery while the user has not started on something else (e.g. opened a template meanwhile).
       if (found && found.document.nodes.length > 0 && composerStore.getState().revision === 0) setRecovery(found);
       void validateNow();
+      void countParametersNow();
     })();
     return () => {
       stop();

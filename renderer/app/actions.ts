@@ -147,9 +147,11 @@ export async function discardAutosave(): Promise<void> {
 
 let autosaveTimer: ReturnType<typeof setTimeout> | null = null;
 let validateTimer: ReturnType<typeof setTimeout> | null = null;
+let countTimer: ReturnType<typeof setTimeout> | null = null;
 let validating = 0;
+let counting = 0;
 
-/** Watches the graph revision: autosave after a quiet second, validation after a short pause. */
+/** Watches the graph revision: autosave after a quiet second, validation and parameter counts after a short pause. */
 export function startBackgroundWork(): () => void {
   return composerStore.subscribe((state, prev) => {
     if (state.revision === prev.revision) return;
@@ -162,7 +164,25 @@ export function startBackgroundWork(): () => void {
     }, 1000);
     if (validateTimer) clearTimeout(validateTimer);
     validateTimer = setTimeout(() => void validateNow(), 300);
+    if (countTimer) clearTimeout(countTimer);
+    countTimer = setTimeout(() => void countParametersNow(), 400);
   });
+}
+
+/** Asks the host for the parameter counts of the current graph; a reply to an older request is dropped. */
+export async function countParametersNow(): Promise<void> {
+  const ticket = ++counting;
+  const s = store();
+  try {
+    const counts = await client.call('graph.parameters', {
+      document: currentDocument(),
+      ...(s.filePath ? { graphPath: s.filePath } : {}),
+    });
+    if (ticket === counting) store().setParamCounts(counts);
+  } catch {
+    // Counts are a hint: without them the nodes show no count (validation reports what is wrong).
+    if (ticket === counting) store().setParamCounts(null);
+  }
 }
 
 export async function validateNow(): Promise<void> {

@@ -6,7 +6,7 @@
 import { Handle, Position, type NodeProps } from '@xyflow/react';
 import { memo, type CSSProperties } from 'react';
 import type { NodeTypeInfoWire, PortSpecWire } from '../../electron/host/contract.js';
-import type { NodeRunState } from '../store/jobs.js';
+import { formatCount, type NodeRunState } from '../store/jobs.js';
 import { formatShape, inHandle, outHandle, nodePorts, type ComposerNode } from '../store/model.js';
 import { useComposer, type ComposerState } from '../store/store.js';
 import { connectedHandles, nodeHeight, nodeProblems, portRowCentre, SHOWN_PARAMS, useLowDetail } from './detail.js';
@@ -194,9 +194,7 @@ function FullNode({ id, data, selected, info }: NodeProps<ComposerNode> & { info
             </span>
           ))}
         </div>
-        <span className="param-count" title="Parameter count (computed when the graph is built)">
-          — params
-        </span>
+        <ParamCount id={id} />
       </div>
       {!info && <div className="cnode-error">Unknown node type '{data.type}'</div>}
       {problems.length > 0 && (
@@ -209,6 +207,37 @@ function FullNode({ id, data, selected, info }: NodeProps<ComposerNode> & { info
         </ul>
       )}
     </div>
+  );
+}
+
+/** The node's parameter count: total, and trainable when it differs (frozen, adapters); nothing when it failed. */
+function ParamCount({ id }: { id: string }) {
+  const count = useComposer((s) => s.nodeParamCounts[id]);
+  if (!count) {
+    return (
+      <span className="param-count pending" title="Parameter count: not counted yet">
+        — params
+      </span>
+    );
+  }
+  if (count.error) return <span className="param-count" data-testid="param-count" title={`No parameter count: ${count.error}`} />;
+  if (!count.onnx) return <span className="param-count" data-testid="param-count" title="A host step: no weights" />;
+  if (count.sharedWith && count.params === 0 && count.adapterParams === 0) {
+    return (
+      <span className="param-count" data-testid="param-count" title={`Its weights are ${count.sharedWith}'s (tied embedding), counted there`}>
+        shared · {count.sharedWith}
+      </span>
+    );
+  }
+  const total = count.params + count.adapterParams;
+  const exact = `${total.toLocaleString('en-US')} parameters, ${count.trainable.toLocaleString('en-US')} trainable` +
+    (count.adapterParams ? ` (${count.adapterParams.toLocaleString('en-US')} in adapters)` : '') +
+    (count.describeOnly ? '; counted from the weight shapes (no checkpoint loaded)' : '');
+  return (
+    <span className="param-count" data-testid="param-count" title={exact}>
+      {formatCount(total)} params
+      {count.trainable !== total && <span className="param-trainable"> · {formatCount(count.trainable)} trainable</span>}
+    </span>
   );
 }
 

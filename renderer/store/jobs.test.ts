@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeTypeInfoWire } from '../../electron/host/contract.js';
 import { chartData } from '../panels/chart-data.js';
-import { cellKey, etaMs, type CompareState, type ExportState, type RunState, type TrainState, idleCompare, idleExport, idleRun, idleTrain, reduceCompare, reduceExport, reduceRun, reduceTrain } from './jobs.js';
+import { cellKey, etaMs, formatCount, type CompareState, type ExportState, type RunState, type TrainState, idleCompare, idleExport, idleRun, idleTrain, reduceCompare, reduceExport, reduceRun, reduceTrain } from './jobs.js';
 import { connectionProblem, createNode, nodePorts, portsKey } from './model.js';
 import { createComposerStore } from './store.js';
 
@@ -111,5 +111,19 @@ describe('replacing a node', () => {
     const r = replaceNodeType({ 'projector.qformer': info('projector.qformer'), 'projector.mlp': info('projector.mlp') }, [node], [], 'qformer', 'projector.mlp');
     expect(r.nodes[0].data.type).toBe('projector.mlp');
     expect(r.nodes[0].data.weights).toBeUndefined();
+  });
+});
+
+describe('formatCount', () => {
+  it('shows three significant digits with K, M and B', () => {
+    expect(formatCount(undefined)).toBe('—');
+    expect(formatCount(0)).toBe('0');
+    expect(formatCount(512)).toBe('512');
+    expect(formatCount(86_412)).toBe('86.4K');
+    expect(formatCount(1_200_000)).toBe('1.2M');
+    expect(formatCount(1_234_567)).toBe('1.23M');
+    expect(formatCount(303_000_000)).toBe('303M');
+    expect(formatCount(6_738_415_616)).toBe('6.74B');
+    expect(formatCount(999_950)).toBe('1M');
   });
 });

@@ -249,12 +249,14 @@ export function reduceExport(state: ExportState, e: ExportEvent): ExportState {
   }
 }
 
-/** 1234567 → "1.23M" */
+/** Three significant digits: 1234567 → "1.23M", 86412 → "86.4K", 303000000 → "303M", 6738415616 → "6.74B". */
 export function formatCount(n: number | undefined): string {
   if (n === undefined) return '—';
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  // Largest unit first, after rounding: 999,950 is "1M", not "1000K".
+  for (const [unit, size] of [['B', 1e9], ['M', 1e6], ['K', 1e3]] as const) {
+    const scaled = Number((n / size).toPrecision(3));
+    if (scaled >= 1) return `${scaled}${unit}`;
+  }
   return String(n);
 }
 

@@ -12,7 +12,7 @@ import {
 } from '@xyflow/react';
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import { useStore as useZustand } from 'zustand';
-import type { Diagnostic, HostEvent, NodeTypeInfoWire, PortSpecWire } from '../../electron/host/contract.js';
+import type { Diagnostic, HostEvent, NodeTypeInfoWire, PortSpecWire, Result } from '../../electron/host/contract.js';
 import {
   idleCompare,
   idleExport,
@@ -105,6 +105,10 @@ export interface SearchState {
   flow: XYPosition;
 }
 
+/** Parameter counts of the graph as last counted by the host (per node and in total). */
+export type ParamCounts = Result<'graph.parameters'>;
+export type NodeParamCount = ParamCounts['nodes'][number];
+
 export interface UiSlice {
   theme: 'light' | 'dark';
   dialog: Dialog;
@@ -112,6 +116,10 @@ export interface UiSlice {
   toasts: Toast[];
   diagnostics: Diagnostic[];
   validationNote: string | null;
+  /** Null until the host has counted the current graph (or when counting failed). */
+  paramCounts: ParamCounts | null;
+  /** The same counts by node id (each canvas node reads its own). */
+  nodeParamCounts: Record<string, NodeParamCount>;
   autosavedAt: string | null;
   setTheme(theme: 'light' | 'dark'): void;
   openDialog(dialog: Dialog): void;
@@ -119,6 +127,7 @@ export interface UiSlice {
   toast(kind: Toast['kind'], message: string): void;
   dismissToast(id: number): void;
   setDiagnostics(diagnostics: Diagnostic[], note?: string | null): void;
+  setParamCounts(counts: ParamCounts | null): void;
   setAutosavedAt(at: string): void;
 }
 
@@ -282,6 +291,8 @@ export function createComposerStore(): StoreApi<ComposerState> {
           revision: s.revision + 1,
           dirty: false,
           diagnostics: [],
+          paramCounts: null,
+          nodeParamCounts: {},
         });
       },
       rename(name) {
@@ -324,6 +335,8 @@ export function createComposerStore(): StoreApi<ComposerState> {
       toasts: [],
       diagnostics: [],
       validationNote: null,
+      paramCounts: null,
+      nodeParamCounts: {},
       autosavedAt: null,
       setTheme(theme) {
         set({ theme });
@@ -342,6 +355,9 @@ export function createComposerStore(): StoreApi<ComposerState> {
       },
       setDiagnostics(diagnostics, note = null) {
         set({ diagnostics, validationNote: note });
+      },
+      setParamCounts(paramCounts) {
+        set({ paramCounts, nodeParamCounts: Object.fromEntries((paramCounts?.nodes ?? []).map((n) => [n.id, n])) });
       },
       setAutosavedAt(at) {
         set({ autosavedAt: at });
