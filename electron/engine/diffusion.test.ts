@@ -4,8 +4,8 @@ import { type Tensor, newModel } from '../onnx/ir.js';
 import { createSession } from '../onnx/ort.js';
 import { UnetParams, buildUnet } from '../nodes/generators.js';
 import { Rng } from './rng.js';
-import { SCHEDULER_PRESETS } from './schedulers.js';
-import { DiffusionCancelled, DiffusionError, type DiffusionProgress, guidance, sampleDiffusion, sampleToRgb, unetDenoiser } from './diffusion.js';
+import { SCHEDULER_PRESETS, Scheduler } from './schedulers.js';
+import { type Denoiser, DiffusionCancelled, DiffusionError, type DiffusionProgress, guidance, sampleDiffusion, sampleToRgb, unetDenoiser } from './diffusion.js';
 
 const cond = (B: number, seed: number): Tensor => ({ dtype: 'float32', dims: [B, 8, 64], data: new Rng(seed).fillNormal(new Float32Array(B * 8 * 64), 1) });
 const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -95,6 +95,27 @@ describe('diffusion sampling over the tiny UNet in onnxruntime', () => {
 });
 
 describe('guidance and image conversion', () => {
+  it('recovers x₀ from an exact noise predictor (DDIM and DDPM, few and many steps)', async () => {
+    // The ideal ε̂(x_t, t) = (x_t − √ᾱ_t x₀) / √(1 − ᾱ_t) for a known x₀: any sampler must land on x₀.
+    const x0 = new Float32Array(3 * 32 * 32).map((_, i) => (i % 32 < 16 ? 0.8 : -0.6));
+    const vddim = { ...ddim, predictionType: 'v_prediction' as const };
+    for (const [scheduler, numSteps] of [[ddim, 5], [ddim, 50], [ddpm, 50], [vddim, 5]] as const) {
+      const alphas = new Scheduler(scheduler).alphasCumprod;
+      const denoiser: Denoiser = async (sample, timesteps) => {
+        const a = alphas[timesteps[0]];
+        const x = sample.data as Float32Array;
+        const eps = (v: number, i: number) => (v - Math.sqrt(a) * x0[i % x0.length]) / Math.sqrt(1 - a);
+        // v = √ᾱ ε − √(1−ᾱ) x₀ for the v-predicting scheduler.
+        const out = scheduler === vddim
+          ? x.map((v, i) => Math.sqrt(a) * eps(v, i) - Math.sqrt(1 - a) * x0[i % x0.length])
+          : x.map(eps);
+        return { dtype: 'float32', dims: sample.dims, data: out };
+      };
+      const out = await sampleDiffusion({ denoiser, scheduler, settings: { numSteps, seed: 3, guidanceScale: 1, sampleShape: shape }, conditioning: cond(1, 1) });
+      expect(maxAbsDiff(out.data as Float32Array, x0), `${scheduler.kind} ${scheduler.predictionType ?? 'epsilon'} ${numSteps} steps`).toBeLessThan(1e-3);
+    }
+  });
+
   it('ε = ε_u + s(ε_c − ε_u)', () => {
     const u = Float32Array.from([1, 2, -1]);
     const c = Float32Array.from([3, 2, 1]);

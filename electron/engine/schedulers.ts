@@ -251,12 +251,17 @@ export class Scheduler {
 
   /** The v-prediction target v = √ᾱ_t ε − √(1−ᾱ_t) x₀ (same layout as `addNoise`). */
   velocity(x0: Float32Array, noise: Float32Array, timesteps: readonly number[]): Float32Array {
-    return combinePerBatch(this.alphasCumprod, x0, noise, timesteps, (a) => [-Math.sqrt(1 - a), Math.sqrt(a)]);
+    return velocity(this.alphasCumprod, x0, noise, timesteps);
   }
 }
 
 export function addNoise(alphasCumprod: Float64Array, x0: Float32Array, noise: Float32Array, timesteps: readonly number[]): Float32Array {
   return combinePerBatch(alphasCumprod, x0, noise, timesteps, (a) => [Math.sqrt(a), Math.sqrt(1 - a)]);
+}
+
+/** v = √ᾱ_t ε − √(1−ᾱ_t) x₀, per batch element (the v-prediction target). */
+export function velocity(alphasCumprod: Float64Array, x0: Float32Array, noise: Float32Array, timesteps: readonly number[]): Float32Array {
+  return combinePerBatch(alphasCumprod, x0, noise, timesteps, (a) => [-Math.sqrt(1 - a), Math.sqrt(a)]);
 }
 
 /** out = c0(ᾱ_t)·x0 + c1(ᾱ_t)·noise, with t chosen per batch element. */

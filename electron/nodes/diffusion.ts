@@ -62,6 +62,7 @@ export const samplerParams = z.strictObject({
   guidance_scale: z.number().min(0).max(50).default(7.5),
   eta: z.number().min(0).max(1).default(0),
   seed: z.number().int().nonnegative().default(0),
+  prediction_type: z.enum(['epsilon', 'v_prediction', 'sample']).default('epsilon'),
 });
 export type SamplerParams = z.infer<typeof samplerParams>;
 
@@ -108,6 +109,10 @@ const samplerNode: NodeTypeDef<typeof samplerParams> = {
     guidance_scale: 'Classifier-free guidance scale s (7.5 in Stable Diffusion and NExT-GPT; ≤ 1 turns guidance off).',
     eta: 'DDIM stochasticity (0 = deterministic).',
     seed: 'Seed of the per-step noise (DDPM, or DDIM with eta > 0).',
+    prediction_type:
+      "What the UNet predicts: 'epsilon' (the noise ε; Stable Diffusion 1.5), 'v_prediction' (v = √ᾱ·ε − √(1−ᾱ)·x₀; " +
+      "SD 2.x; well conditioned at every noise level, so few-step sampling of a briefly trained UNet stays stable) or 'sample' (x₀). " +
+      'Training (nextgpt-output) regresses the same target.',
   },
   outputShapes: (_p, inputs) => ({ image: inputs.sample ?? ['B', 'C', 'H', 'W'] }),
   host: 'diffusion.sampler',

@@ -331,6 +331,7 @@ function buildEva(p: EvaParams, ctx: BuildContext): OnnxFragment {
 
   portOutput(s, 'last_hidden_state', last, [BATCH, n + 1, D]);
   portOutput(s, 'vision_features', feats, [BATCH, p.select === 'patch' ? n : n + 1, D]);
+  portOutput(s, 'pooler_output', b.op('Gather', [last, b.scalar(0, 'int64')], { axis: 1 }), [BATCH, D]);
   return closeScope(s);
 }
 
@@ -345,6 +346,10 @@ const evaVit: NodeTypeDef<typeof evaParams> = {
     outputs: [
       { name: 'last_hidden_state', kind: 'embeds', shape: ['B', 'N+1', 'D'], doc: 'ln_vision(output of the last block), CLS first.' },
       { name: 'vision_features', kind: 'embeds', shape: ['B', 'N+1', 'D'], doc: 'ln_vision(hidden_states[feature_layer]) with CLS kept or dropped.' },
+      {
+        name: 'pooler_output', kind: 'pooled', shape: ['B', 'D'],
+        doc: 'The CLS token of last_hidden_state: the pooled image embedding EVA-CLIP aligns with text (contrastive pre-training).',
+      },
     ],
     doc: {
       summary:
@@ -379,6 +384,7 @@ const evaVit: NodeTypeDef<typeof evaParams> = {
     return {
       last_hidden_state: ['B', n + 1, d.hidden_size],
       vision_features: ['B', p.select === 'patch' ? n : n + 1, d.hidden_size],
+      pooler_output: ['B', d.hidden_size],
     };
   },
   build: buildEva,

@@ -72,6 +72,25 @@ describe('shapes dataset', () => {
     expect(captionFor([{ shape: 'circle', color: 'red', size: 'small', position: 'left' }])).toBe('a small red circle on the left');
   });
 
+  it("varies captions with captionStyle 'varied' (always colour and shape) and changes nothing else", () => {
+    const full = new ShapesDataset({ seed: 5, numSamples: 60 });
+    const varied = new ShapesDataset({ seed: 5, numSamples: 60, captionStyle: 'varied' });
+    const shorter = new Set<string>();
+    for (let i = 0; i < 60; i++) {
+      const a = full.get(i);
+      const b = varied.get(i);
+      expect(b.description).toEqual(a.description);
+      expect(b.image.data).toEqual(a.image.data);
+      expect(b.qa).toEqual(a.qa);
+      expect(a.caption).toBe(captionFor(a.description));
+      for (const s of b.description) expect(b.caption).toContain(`${s.color} ${s.shape}`);
+      if (b.caption !== a.caption) shorter.add(b.caption);
+    }
+    // About three in four phrases are shorter than the full one.
+    expect(shorter.size).toBeGreaterThan(30);
+    expect(new ShapesDataset({ seed: 5, numSamples: 60, captionStyle: 'varied' }).get(7).caption).toBe(varied.get(7).caption);
+  });
+
   it('draws each shape in its palette colour at its centre and in the right part of the image', () => {
     for (const size of [64, 32, 128]) {
       const ds = new ShapesDataset({ seed: 3, size, numSamples: 60 });
@@ -162,6 +181,9 @@ describe('shapes dataset', () => {
       splitOfScene([{ shape: 'square', color: 'green', size, position }], 0.1) === 'eval'));
     if (anyEval) expect(new ShapesDataset(tiny).get(0).split).toBe('eval');
     else expect(() => new ShapesDataset(tiny).get(0)).toThrow(/no 'eval' scene/);
+    const large = new ShapesDataset({ sizes: ['large'], positions: ['center', 'left'], minShapes: 1, maxShapes: 2, numSamples: 40 });
+    for (const s of large) for (const d of s.description) expect([d.size, ['center', 'left'].includes(d.position)]).toEqual(['large', true]);
+    expect(() => new ShapesDataset({ positions: ['center'], minShapes: 1, maxShapes: 2 })).toThrow(/maxShapes must not exceed the number of positions/);
     expect(() => new ShapesDataset({ minShapes: 3, maxShapes: 2 })).toThrow(/minShapes/);
     expect(() => new ShapesDataset({ size: 2 })).toThrow(DatasetError);
     expect(() => new ShapesDataset({ numSamples: 5 }).get(5)).toThrow(/outside 0\.\.4/);

@@ -104,9 +104,19 @@ export const ShapesOptionsSchema = z.object({
   /** Restrict the vocabulary (e.g. only circles); default: everything. */
   shapes: z.array(z.enum(SHAPE_KINDS)).min(1).optional(),
   colors: z.array(z.enum(SHAPE_COLORS)).min(1).optional(),
+  sizes: z.array(z.enum(SHAPE_SIZES)).min(1).optional(),
+  positions: z.array(z.enum(SHAPE_POSITIONS)).min(1).optional(),
   /** Extra VQA turns appended to each conversation after the description turn. */
   qaTurns: z.number().int().min(0).default(0),
-}).strict().refine((o) => o.minShapes <= o.maxShapes, { message: 'minShapes must not exceed maxShapes', path: ['minShapes'] });
+  /**
+   * 'full': every caption names size, colour, shape and position. 'varied': each sample's caption names a random
+   * subset (always colour and shape), as several human captions of one image would; contrastive training needs it,
+   * because with full captions size and position alone tell a batch's images apart and shape is never learned.
+   */
+  captionStyle: z.enum(['full', 'varied']).default('full'),
+}).strict()
+  .refine((o) => o.minShapes <= o.maxShapes, { message: 'minShapes must not exceed maxShapes', path: ['minShapes'] })
+  .refine((o) => o.maxShapes <= (o.positions ?? SHAPE_POSITIONS).length, { message: 'maxShapes must not exceed the number of positions', path: ['maxShapes'] });
 export type ShapesOptionsInput = z.input<typeof ShapesOptionsSchema>;
 export type ShapesOptions = z.output<typeof ShapesOptionsSchema>;
 
@@ -116,9 +126,25 @@ function phrase(s: ShapeSpec): string {
   return `a ${s.size} ${s.color} ${s.shape} ${POSITION_PHRASE[s.position]}`;
 }
 
+/** The shorter phrasings of a 'varied' caption: colour and shape always, size and position sometimes. */
+const VARIED_PHRASES: ReadonlyArray<(s: ShapeSpec) => string> = [
+  phrase,
+  (s) => `a ${s.color} ${s.shape}`,
+  (s) => `a ${s.size} ${s.color} ${s.shape}`,
+  (s) => `a ${s.color} ${s.shape} ${POSITION_PHRASE[s.position]}`,
+];
+
 /** "a small red circle on the left", "… and …", "…, … and …". */
 export function captionFor(shapes: readonly ShapeSpec[]): string {
-  const parts = shapes.map(phrase);
+  return joinPhrases(shapes.map(phrase));
+}
+
+/** A 'varied' caption: each shape in one of the VARIED_PHRASES, drawn from `rng`. */
+function variedCaptionFor(shapes: readonly ShapeSpec[], rng: Rng): string {
+  return joinPhrases(shapes.map((s) => rng.pick(VARIED_PHRASES)(s)));
+}
+
+function joinPhrases(parts: readonly string[]): string {
   if (parts.length === 0) throw new DatasetError('a shapes caption needs at least one shape');
   if (parts.length === 1) return parts[0];
   return `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
@@ -157,13 +183,13 @@ export function questionsFor(shapes: readonly ShapeSpec[]): QaPair[] {
 
 function drawDescription(rng: Rng, o: ShapesOptions): ShapeSpec[] {
   const count = o.minShapes + rng.int(o.maxShapes - o.minShapes + 1);
-  const positions = rng.shuffle([...SHAPE_POSITIONS]).slice(0, count);
+  const positions = rng.shuffle([...(o.positions ?? SHAPE_POSITIONS)]).slice(0, count);
   const kinds = o.shapes ?? SHAPE_KINDS;
   const colors = o.colors ?? SHAPE_COLORS;
   return positions.map((position) => ({
     shape: rng.pick(kinds),
     color: rng.pick(colors),
-    size: rng.pick(SHAPE_SIZES),
+    size: rng.pick(o.sizes ?? SHAPE_SIZES),
     position,
   }));
 }
@@ -342,7 +368,8 @@ export class ShapesDataset {
 
   get(index: number): ShapeSample {
     const { description, scene, rng } = this.scene(index);
-    const caption = captionFor(description);
+    // A forked stream, so the option changes nothing else about the sample.
+    const caption = this.options.captionStyle === 'varied' ? variedCaptionFor(description, rng.fork('caption')) : captionFor(description);
     const qa = questionsFor(description);
     const conversations: Turn[] = [
       { from: 'human', value: `${IMAGE_PLACEHOLDER}\n${rng.pick(DESCRIBE_PROMPTS)}` },

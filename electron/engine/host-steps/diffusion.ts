@@ -57,7 +57,7 @@ const samplerStep: GraphHostStep = async (raw, inputs, ctx) => {
   try {
     const image = await sampleDiffusion({
       denoiser,
-      scheduler: { ...schedule, eta: p.eta },
+      scheduler: { ...schedule, eta: p.eta, predictionType: p.prediction_type },
       settings: { numSteps: p.num_steps, seed: p.seed, guidanceScale: p.guidance_scale, sampleShape: [C, H, W] },
       conditioning,
       uncondConditioning: uncond,

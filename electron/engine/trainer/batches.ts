@@ -54,7 +54,7 @@ export function loadSplits(
 }
 
 /** What a tokenizer node's ids are for: the LM sequence, an instruction for the Q-Former, or a text tower. */
-type TokenRole = 'lm' | 'instruction' | 'text';
+export type TokenRole = 'lm' | 'instruction' | 'text';
 
 export interface PreparedSample {
   /** Batch-1 values by data name (`node.port`, and `node/port` for trainer-fed inputs such as token labels). */
@@ -65,11 +65,44 @@ export interface PreparedSample {
   prompt?: string;
 }
 
+/** How a user asks for an image: one phrasing per sample, fixed by its id. */
+const REQUESTS = ['Show me a picture of {caption}.', 'Draw {caption}.', 'Generate an image of {caption}.', '{caption}'];
+
+/** The user's request for the image a caption describes ("Show me a picture of a red circle."). */
+export function generationRequest(caption: string, sampleId: string): string {
+  const text = caption.replace(/[.\s]+$/, '');
+  return REQUESTS[hashString(`request|${sampleId}`) % REQUESTS.length].replace('{caption}', text);
+}
+
 /** Right-padding value per data name: labels −100, ids the pad id, everything else 0. */
 export function padValueOf(name: string, padId: number): number {
   if (name.endsWith('labels')) return IGNORE_INDEX;
   if (name.endsWith('input_ids')) return padId;
   return 0;
+}
+
+/**
+ * What a tokenizer node's ids are for. Ids that go straight into a Q-Former's instruction input are its instruction
+ * (InstructBLIP), even though the Q-Former's output reaches the LLM further on: they must never carry the answer.
+ * Otherwise ids that reach a decoder are the LM sequence, and the rest feed a text tower.
+ */
+export function tokenRole(doc: GraphDocument, tokenizeNode: string): TokenRole {
+  const direct = doc.edges.filter((e) => e.from.node === tokenizeNode);
+  const typeOf = (id: string) => doc.nodes.find((n) => n.id === id)?.type;
+  if (direct.some((e) => typeOf(e.to.node) === 'projector.qformer' && e.to.port.startsWith('qformer_'))) return 'instruction';
+  const seen = new Set<string>();
+  const stack = [tokenizeNode];
+  while (stack.length) {
+    const cur = stack.pop()!;
+    for (const e of doc.edges.filter((x) => x.from.node === cur)) {
+      if (typeOf(e.to.node) === 'llm.decoder') return 'lm';
+      if (!seen.has(e.to.node)) {
+        seen.add(e.to.node);
+        stack.push(e.to.node);
+      }
+    }
+  }
+  return 'text';
 }
 
 export interface SampleBuilderOptions {
@@ -95,7 +128,7 @@ export class SampleBuilder {
     let eos: number | undefined;
     for (const d of o.dataPorts) {
       if (d.nodeType === 'text.tokenize') {
-        this.roles.set(d.node, this.roleOf(d.node));
+        this.roles.set(d.node, tokenRole(o.doc, d.node));
         const tok = this.tokenizerOf(d.node);
         padId = tok.specialIds.pad ?? 0;
         eos = tok.specialIds.eos;
@@ -127,34 +160,14 @@ export class SampleBuilder {
     return tokenizerFor(params.tokenizer, this.o.baseDir);
   }
 
-  private roleOf(tokenizeNode: string): TokenRole {
-    const { doc } = this.o;
-    // Follow the ids downstream: reaching a decoder makes them the LM sequence.
-    const seen = new Set<string>();
-    const stack = [tokenizeNode];
-    let instruction = false;
-    while (stack.length) {
-      const cur = stack.pop()!;
-      for (const e of doc.edges.filter((x) => x.from.node === cur)) {
-        const to = doc.nodes.find((n) => n.id === e.to.node)!;
-        if (to.type === 'llm.decoder') return 'lm';
-        if (cur === tokenizeNode && to.type === 'projector.qformer' && e.to.port.startsWith('qformer_')) instruction = true;
-        if (!seen.has(to.id)) {
-          seen.add(to.id);
-          stack.push(to.id);
-        }
-      }
-    }
-    return instruction ? 'instruction' : 'text';
-  }
 
   /** The user text and the target for a sample under this task. */
   private textsOf(sample: Sample): { user?: string; turns: Array<{ prompt: string; answer: string }>; caption?: string } {
     const { task } = this.o;
     if (task === 'generation') {
-      // Text → image: the caption is the user's request; there is no text target.
+      // Text → image: the user asks for the caption's image (as NExT-GPT's instruction data does); no text target.
       if (!sample.caption) throw new TrainError(`sample '${sample.id}' has no caption (the recipe generates images from captions)`);
-      return { user: sample.caption, turns: [], caption: sample.caption };
+      return { user: generationRequest(sample.caption, sample.id), turns: [], caption: sample.caption };
     }
     if (task === 'caption') {
       if (!sample.caption) throw new TrainError(`sample '${sample.id}' has no caption (the recipe trains on captions)`);

@@ -9,6 +9,7 @@ import { tokenizerFor } from '../host-steps/text.js';
 import { train } from './trainer.js';
 import { CFG_DROPOUT, DIFFUSION, MRM, diffusionFeeds, diffusionSetup, maskPatches, maskTokens } from './objectives.js';
 import { generationExactMatch } from './generate-eval.js';
+import { generationRequest, tokenRole } from './batches.js';
 import { stage1Feeds } from './blip2-stage1.js';
 import { RECIPE_NAMES, recipeByName } from './recipes.js';
 
@@ -71,13 +72,30 @@ describe('nextgpt-output: output projector + UNet by diffusion ε-MSE on graphs/
   }, 120_000);
 });
 
+describe('token roles', () => {
+  it("feeds InstructBLIP's Q-Former the instruction only (never the answer), the LLM the LM sequence", () => {
+    const doc = template('instructblip');
+    expect(tokenRole(doc, 'qformer_tokenize')).toBe('instruction');
+    expect(tokenRole(doc, 'tokenize')).toBe('lm');
+    expect(tokenRole(template('clip'), 'labels')).toBe('text');
+  });
+});
+
 describe('diffusion feeds', () => {
+  it("asks for each caption's image in a request phrasing fixed by the sample id", () => {
+    const asks = Array.from({ length: 40 }, (_, i) => generationRequest('a small red circle on the left.', `s${i}`));
+    for (const a of asks) expect(a).toContain('a small red circle on the left');
+    expect(new Set(asks).size).toBeGreaterThan(2);
+    expect(generationRequest('a blue square', 's7')).toBe(generationRequest('a blue square', 's7'));
+  });
+
+
   it('x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε with t uniform over the schedule; about 10% of the conditioning dropped', () => {
     const setup = diffusionSetup(template('nextgpt'));
     expect([setup.unet, setup.outproj, setup.noiseNode, setup.size]).toEqual(['unet', 'outproj', 'noise', 32]);
     const B = 400;
     const x0 = { dtype: 'float32' as const, dims: [B, 3, 2, 2], data: Float32Array.from({ length: B * 12 }, (_, i) => Math.sin(i)) };
-    const f = diffusionFeeds(setup, x0, new Rng(4));
+    const f = diffusionFeeds({ ...setup, predictionType: 'epsilon' }, x0, new Rng(4));
     const t = Array.from(f['noise.timestep'].data as Float32Array);
     expect(Math.min(...t)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...t)).toBeLessThan(setup.alphasCumprod.length);
@@ -87,6 +105,15 @@ describe('diffusion feeds', () => {
     for (const i of [0, 17, 4799]) {
       const a = setup.alphasCumprod[t[Math.floor(i / 12)]];
       expect(xt[i]).toBeCloseTo(Math.sqrt(a) * x0.data[i] + Math.sqrt(1 - a) * eps[i], 5);
+    }
+    // The same draws with another prediction type: only the target changes (v, or x₀ itself).
+    const v = diffusionFeeds({ ...setup, predictionType: 'v_prediction' }, x0, new Rng(4));
+    const sample = diffusionFeeds({ ...setup, predictionType: 'sample' }, x0, new Rng(4));
+    expect(Array.from(v['noise.sample'].data as Float32Array)).toEqual(Array.from(xt));
+    for (const i of [0, 17, 4799]) {
+      const a = setup.alphasCumprod[t[Math.floor(i / 12)]];
+      expect((v[DIFFUSION.noise].data as Float32Array)[i]).toBeCloseTo(Math.sqrt(a) * eps[i] - Math.sqrt(1 - a) * x0.data[i], 5);
+      expect((sample[DIFFUSION.noise].data as Float32Array)[i]).toBeCloseTo(x0.data[i], 6);
     }
     const kept = Array.from(f[DIFFUSION.keep].data as Float32Array);
     expect(kept.every((k) => k === 0 || k === 1)).toBe(true);

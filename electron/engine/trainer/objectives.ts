@@ -5,10 +5,10 @@
 import type { GraphBuilder } from '../../onnx/builder.js';
 import { type Graph, type Tensor, OnnxError } from '../../onnx/ir.js';
 import { mseLoss } from '../../autodiff/losses.js';
-import { samplerParams, noiseParams } from '../../nodes/diffusion.js';
+import { type SamplerParams, samplerParams, noiseParams } from '../../nodes/diffusion.js';
 import { type RgbImage, resizeImage } from '../image.js';
 import { Rng } from '../rng.js';
-import { SCHEDULER_PRESETS, alphasCumprod, addNoise, betaSchedule, parseSchedulerConfig } from '../schedulers.js';
+import { SCHEDULER_PRESETS, alphasCumprod, addNoise, betaSchedule, parseSchedulerConfig, velocity } from '../schedulers.js';
 import type { GraphDocument } from '../document.js';
 import { TrainError } from './plan.js';
 
@@ -16,7 +16,7 @@ import { TrainError } from './plan.js';
 export const DIFFUSION = {
   /** The clean image x₀ [B, C, S, S] in [-1, 1] (per sample, from the dataset image). */
   x0: 'train.x0',
-  /** ε, the regression target. */
+  /** The regression target: ε, v or x₀, as the sampler's prediction_type says. */
   noise: 'train.noise_target',
   /** 1 keeps a sample's conditioning, 0 replaces it by zeros (classifier-free guidance dropout). */
   keep: 'train.cond_keep',
@@ -34,6 +34,8 @@ export interface DiffusionSetup {
   channels: number;
   size: number;
   alphasCumprod: Float64Array;
+  /** What the UNet learns to predict (the sampler's prediction_type). */
+  predictionType: SamplerParams['prediction_type'];
 }
 
 /** Finds the UNet, its conditioning source, its noise node and the sampler's training schedule. */
@@ -52,13 +54,16 @@ export function diffusionSetup(doc: GraphDocument): DiffusionSetup {
   }
   const np = noiseParams.parse(noiseNode.params);
   const sampler = doc.nodes.find((n) => n.type === 'diffusion.sampler' && doc.edges.some((e) => e.to.node === n.id && e.from.node === unet));
-  const schedule = samplerParams.parse(sampler?.params ?? {}).schedule;
-  const cfg = parseSchedulerConfig(SCHEDULER_PRESETS[schedule], `schedule '${schedule}'`);
-  return { unet, outproj: cond.from.node, noiseNode: noiseNode.id, channels: np.channels, size: np.size, alphasCumprod: alphasCumprod(betaSchedule(cfg)) };
+  const sp = samplerParams.parse(sampler?.params ?? {});
+  const cfg = parseSchedulerConfig(SCHEDULER_PRESETS[sp.schedule], `schedule '${sp.schedule}'`);
+  return {
+    unet, outproj: cond.from.node, noiseNode: noiseNode.id, channels: np.channels, size: np.size,
+    alphasCumprod: alphasCumprod(betaSchedule(cfg)), predictionType: sp.prediction_type,
+  };
 }
 
 /**
- * ε-MSE: the UNet reads the conditioning times the keep mask, its prediction is compared with ε.
+ * MSE against ε (or v, or x₀): the UNet reads the conditioning times the keep mask, its prediction is compared with ε.
  * `conditioning` and `prediction` are value names in the fused training graph.
  */
 export function addDiffusionLoss(b: GraphBuilder, graph: Graph, conditioning: string, prediction: string): string {
@@ -83,18 +88,25 @@ export async function targetImage(img: RgbImage, size: number, channels: number,
   return { dtype: 'float32', dims: [1, 3, size, size], data };
 }
 
-/** x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε with t uniform over the training timesteps, ε ~ N(0, I), and the CFG keep mask. */
+/**
+ * x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε with t uniform over the training timesteps, ε ~ N(0, I), the CFG keep mask, and the
+ * target the sampler's prediction type asks for: ε, v = √ᾱ_t ε − √(1−ᾱ_t) x₀, or x₀.
+ */
 export function diffusionFeeds(setup: DiffusionSetup, x0: Tensor, rng: Rng): Record<string, Tensor> {
   const B = x0.dims[0];
   const T = setup.alphasCumprod.length;
   const eps = rng.fillNormal(new Float32Array(x0.data.length), 1);
   const t = Array.from({ length: B }, () => rng.int(T));
   const keep = Float32Array.from({ length: B }, () => (rng.uniform() < CFG_DROPOUT ? 0 : 1));
-  const xt = addNoise(setup.alphasCumprod, x0.data as Float32Array, eps, t);
+  const clean = x0.data as Float32Array;
+  const xt = addNoise(setup.alphasCumprod, clean, eps, t);
+  const target = setup.predictionType === 'epsilon' ? eps
+    : setup.predictionType === 'sample' ? Float32Array.from(clean)
+    : velocity(setup.alphasCumprod, clean, eps, t);
   return {
     [`${setup.noiseNode}.sample`]: { dtype: 'float32', dims: [...x0.dims], data: xt },
     [`${setup.noiseNode}.timestep`]: { dtype: 'float32', dims: [B], data: Float32Array.from(t) },
-    [DIFFUSION.noise]: { dtype: 'float32', dims: [...x0.dims], data: eps },
+    [DIFFUSION.noise]: { dtype: 'float32', dims: [...x0.dims], data: target },
     [DIFFUSION.keep]: { dtype: 'float32', dims: [B, 1, 1], data: keep },
   };
 }
