@@ -3,9 +3,9 @@
 // right exit code and messages that name the node and field. One test spawns the real `vlmc` process.
 
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseGraphDocument } from '../engine/document.js';
@@ -65,6 +65,13 @@ beforeAll(async () => {
 });
 
 afterEach(() => vi.restoreAllMocks());
+
+/** The BLIP-2 template as JSON, its zoo weight paths made absolute so that a copy anywhere still finds them. */
+function blip2Json(): unknown {
+  const doc = JSON.parse(readFileSync(join(graphsDir, 'blip2.graph.json'), 'utf8')) as { nodes: Array<{ weights?: { path: string } }> };
+  for (const n of doc.nodes) if (n.weights) n.weights.path = resolve(graphsDir, n.weights.path);
+  return doc;
+}
 
 describe('templates', () => {
   it('ships the architectures the catalogue promises', () => {
@@ -154,7 +161,7 @@ describe('vlmc run', () => {
   it('prints plain text, and takes per-node inputs and bundle folders', async () => {
     const bundle = join(dir, 'bundle');
     mkdirSync(bundle, { recursive: true });
-    copyFileSync(join(graphsDir, 'blip2.graph.json'), join(bundle, 'graph.json'));
+    writeFileSync(join(bundle, 'graph.json'), JSON.stringify(blip2Json()));
     const promptFile = join(dir, 'question.txt');
     writeFileSync(promptFile, 'What color is the circle?');
     const r = await call(runCommand, [bundle, '--node-input', `image=${image}`, '--node-input', `prompt=@${promptFile}`]);
@@ -180,7 +187,7 @@ describe('vlmc run', () => {
 
 describe('broken graphs', () => {
   function brokenBlip2(): string {
-    const doc = JSON.parse(readFileSync(join(graphsDir, 'blip2.graph.json'), 'utf8')) as {
+    const doc = blip2Json() as {
       nodes: Array<{ id: string; params: Record<string, unknown> }>;
       edges: Array<{ from: { node: string; port: string }; to: { node: string; port: string } }>;
     };
@@ -238,7 +245,7 @@ describe('vlmc inspect', () => {
   });
 
   it('counts adapter weights as trainable and NF4 storage below 5 bits per parameter', async () => {
-    const doc = JSON.parse(readFileSync(join(graphsDir, 'blip2.graph.json'), 'utf8')) as { nodes: Array<Record<string, unknown>> };
+    const doc = blip2Json() as { nodes: Array<Record<string, unknown>> };
     const llm = doc.nodes.find((n) => n.id === 'llm')!;
     llm.adapters = [{ id: 'qa', method: 'qlora', config: { r: 4, target_modules: ['q_proj', 'v_proj'] } }];
     const path = join(dir, 'qlora.graph.json');
@@ -267,7 +274,7 @@ describe('the vlmc process', () => {
     expect(last.outputs.answer.text.length).toBeGreaterThan(0);
 
     const broken = join(dir, 'broken-process.graph.json');
-    const doc = JSON.parse(readFileSync(join(graphsDir, 'blip2.graph.json'), 'utf8')) as { nodes: Array<{ id: string; params: Record<string, unknown> }> };
+    const doc = blip2Json() as { nodes: Array<{ id: string; params: Record<string, unknown> }> };
     doc.nodes.find((n) => n.id === 'llm')!.params.flavour = 'mamba';
     writeFileSync(broken, JSON.stringify(doc));
     const bad = vlmc(['run', broken, '--image', image, '--prompt', 'x']);
