@@ -10,8 +10,9 @@ const graphsDir = join(import.meta.dirname, '..', '..', 'graphs');
 const loadTemplate = (name: string): GraphDocument =>
   parseGraphDocument(readFileSync(join(graphsDir, name), 'utf8'), name);
 
+/** Replaces a node's type as the app's "Replace with…" does: same id and edges, default params, no weights file. */
 function swapNode(doc: GraphDocument, id: string, type: string): GraphDocument {
-  return { ...doc, nodes: doc.nodes.map((n) => (n.id === id ? { ...n, type, params: {} } : n)) };
+  return { ...doc, nodes: doc.nodes.map((n) => (n.id === id ? { id: n.id, type, typeVersion: 1, params: {}, frozen: n.frozen, adapters: n.adapters } : n)) };
 }
 
 describe('executor', () => {
