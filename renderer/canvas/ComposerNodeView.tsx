@@ -16,7 +16,7 @@ function PortRow({ port, side }: { port: PortSpecWire; side: 'in' | 'out' }) {
   const style = { '--kind': kindColor(port.kind) } as CSSProperties;
   const shape = formatShape(port.shape);
   return (
-    <div className={`port port-${side}`} style={style} title={port.doc ?? `${port.kind}${shape ? ` ${shape}` : ''}`}>
+    <div className={`port port-${side}`} style={style} title={`${port.name}: ${port.doc ?? `${port.kind}${shape ? ` ${shape}` : ''}`}`}>
       <Handle
         type={side === 'in' ? 'target' : 'source'}
         position={side === 'in' ? Position.Left : Position.Right}
