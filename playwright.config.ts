@@ -3,19 +3,12 @@
 
 import { defineConfig } from '@playwright/test';
 import { electronBinary } from './e2e/fixtures.js';
+import { CHROMIUM_ARGS } from './e2e/browser-host.js';
 
 if (!electronBinary()) {
   console.log('Electron binary not installed (the electron package downloads it on first launch): the Electron e2e project is skipped; browser mode runs in Chromium.');
 }
 
-const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 export default defineConfig({
   testDir: './e2e',
@@ -37,7 +30,7 @@ export default defineConfig({
       name: 'browser',
       use: {
         browserName: 'chromium',
-        launchOptions: { executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: chromiumArgs },
+        launchOptions: { executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS },
       },
     },
     {
@@ -46,7 +39,7 @@ export default defineConfig({
       name: 'electron',
       use: {
         browserName: 'chromium',
-        launchOptions: { executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: chromiumArgs },
+        launchOptions: { executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS },
       },
       metadata: { electron: true },
     },

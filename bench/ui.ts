@@ -13,7 +13,6 @@
 // aim ≤ 1.3) and ours/bare (fps, aim ≥ 0.8). --rebuild rebuilds dist/renderer first (otherwise the existing build
 // is used; its age is printed).
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
@@ -23,6 +22,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { z } from 'zod';
 import { parseGraphDocument } from '../electron/engine/document.js';
+import { type BrowserHost, CHROMIUM_ARGS, startBrowserHost } from '../e2e/browser-host.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const BARE_DIR = join(import.meta.dirname, 'ui');
@@ -30,14 +30,6 @@ const RENDERER_DIST = join(ROOT, 'dist', 'renderer');
 const GOAL_FIRST_RENDER = 1.3;
 const GOAL_FPS = 0.8;
 const VIEWPORT = { width: 1440, height: 900 };
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 // Autosave (after a quiet second) and validation run after a graph opens; let them finish before panning.
 const SETTLE_MS = 2000;
 
@@ -108,54 +100,6 @@ function benchGraph(n: number): string {
 // ---------------------------------------------------------------------------------------------------------------
 // Servers
 
-interface Running {
-  url: string;
-  stop: () => Promise<void>;
-}
-
-/** The browser-mode host on a free port with a throwaway data folder. */
-async function startHost(rebuild: boolean): Promise<Running> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'composer-bench-ui-'));
-  const args = ['--import', 'tsx', 'electron/start.ts', '--browser', '--no-open', '--port', '0', ...(rebuild ? ['--rebuild'] : [])];
-  const child: ChildProcess = spawn(process.execPath, args, {
-    cwd: ROOT,
-    env: { ...process.env, COMPOSER_DATA_DIR: dataDir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-    rmSync(dataDir, { recursive: true, force: true });
-  };
-  let log = '';
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the Composer host did not start within 120 s:\n${log}`)), 120_000);
-      const onData = (chunk: Buffer) => {
-        log += chunk.toString();
-        const m = /Composer is running at (\S+)/.exec(log);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the Composer host exited with code ${code}:\n${log}`));
-      });
-    });
-    return { url, stop };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-}
-
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -164,7 +108,7 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /** The bare page: a production Vite build of bench/ui/bare.html, served as static files on a free port. */
-async function startBare(): Promise<Running> {
+async function startBare(): Promise<Pick<BrowserHost, 'url' | 'stop'>> {
   const outDir = mkdtempSync(join(tmpdir(), 'composer-bench-bare-'));
   await build({
     configFile: false,
@@ -354,7 +298,7 @@ async function main(): Promise<void> {
       const ageMin = (Date.now() - statSync(RENDERER_DIST).mtimeMs) / 60_000;
       note(`using the existing dist/renderer (built ${ageMin.toFixed(0)} min ago; --rebuild to rebuild it)`);
     }
-    const host = await startHost(args.rebuild);
+    const host = await startBrowserHost({ cwd: ROOT, rebuild: args.rebuild, label: 'bench-ui' });
     stack.push(host.stop);
     const bare = await startBare();
     stack.push(bare.stop);
