@@ -6,7 +6,7 @@ import { createSession, runModel, runSession } from '../onnx/ort.js';
 import { assertSupported } from '../onnx/support.js';
 import { Rng } from '../engine/rng.js';
 import { closeScope, openScope } from './blocks.js';
-import { UnetParams, buildUnet, describeUnet, groupNorm, nodeTypes, timestepEmbedding } from './generators.js';
+import { UnetParams, buildUnet, describeUnet, groupNorm, nodeTypes, textTimeEmbedding, timestepEmbedding } from './generators.js';
 
 const f32 = (dims: number[], seed: number, scale = 1): Tensor => {
   const n = dims.reduce((a, d) => a * d, 1);
@@ -166,6 +166,64 @@ describe('generator.unet (tiny preset) in onnxruntime', () => {
     const c = buildUnet(params, { nodeId: 'c', seed: 2, inputShapes: {} }).graph.initializers.get('conv_in.weight');
     expect(Array.from(a?.data as Float32Array)).toEqual(Array.from(b?.data as Float32Array));
     expect(maxAbsDiff(a?.data as Float32Array, c?.data as Float32Array)).toBeGreaterThan(0);
+  });
+});
+
+describe("generator.unet addition_embed_type 'text' (diffusers TextTimeEmbedding)", () => {
+  const layerNormRef = (x: number[], g: Float32Array, beta: Float32Array) => {
+    const m = x.reduce((a, v) => a + v, 0) / x.length;
+    const v = x.reduce((a, u) => a + (u - m) ** 2, 0) / x.length;
+    return x.map((u, i) => ((u - m) / Math.sqrt(v + 1e-5)) * g[i] + beta[i]);
+  };
+
+  it('pools the conditioning as diffusers does: LayerNorm, attention pooling from mean + position, Linear, LayerNorm', async () => {
+    const [Q, D, T, heads] = [5, 8, 12, 2];
+    const s = openScope('generator.unet', { nodeId: 'u', seed: 4, inputShapes: {} });
+    s.b.input('ctx', 'float32', [1, Q, D]);
+    s.b.op('Identity', [textTimeEmbedding(s, 'ctx', D, T, heads)], {}, { outputs: ['pooled'] });
+    s.b.output('pooled', 'float32', null);
+    const frag = closeScope(s);
+    const ctx = f32([1, Q, D], 21);
+    const out = (await runModel(newModel(frag.graph, frag.opset), { ctx })).pooled.data as Float32Array;
+    const w = (n: string) => frag.graph.initializers.get(`add_embedding.${n}`)!.data as Float32Array;
+    const lin = (x: number[], n: string, outDim: number) =>
+      Array.from({ length: outDim }, (_, o) => x.reduce((a, v, i) => a + v * w(`${n}.weight`)[o * x.length + i], w(`${n}.bias`)[o]));
+    const x = Array.from({ length: Q }, (_, q) => layerNormRef(Array.from((ctx.data as Float32Array).slice(q * D, (q + 1) * D)), w('norm1.weight'), w('norm1.bias')));
+    const cls = Array.from({ length: D }, (_, d) => x.reduce((a, r) => a + r[d], 0) / Q + w('pool.positional_embedding')[d]);
+    const tokens = [cls, ...x];
+    const q = lin(cls, 'pool.q_proj', D);
+    const k = tokens.map((t) => lin(t, 'pool.k_proj', D));
+    const v = tokens.map((t) => lin(t, 'pool.v_proj', D));
+    const dh = D / heads;
+    const pooled: number[] = [];
+    for (let h = 0; h < heads; h++) {
+      const scores = k.map((kk) => kk.slice(h * dh, (h + 1) * dh).reduce((a, u, i) => a + u * q[h * dh + i], 0) / Math.sqrt(dh));
+      const mx = Math.max(...scores);
+      const e = scores.map((sc) => Math.exp(sc - mx));
+      const z = e.reduce((a, u) => a + u, 0);
+      for (let i = 0; i < dh; i++) pooled.push(v.reduce((a, vv, j) => a + (e[j] / z) * vv[h * dh + i], 0));
+    }
+    const ref = layerNormRef(lin(pooled, 'proj', T), w('norm2.weight'), w('norm2.bias'));
+    expect(maxAbsDiff(out, ref)).toBeLessThan(1e-4);
+  });
+
+  it('lets a UNet without any cross-attention follow the conditioning, independent of token order', async () => {
+    const noAttn = { down_block_types: ['DownBlock2D', 'DownBlock2D'], mid_block: false } as const;
+    const outputFor = async (extra: Record<string, unknown>, cond: Tensor) => {
+      const frag = buildUnet(UnetParams.parse({ ...noAttn, ...extra }), { nodeId: 'u', seed: 5, inputShapes: { encoder_hidden_states: ['B', 4, 64] } });
+      return (await runModel(newModel(frag.graph, frag.opset), { sample: f32([1, 3, 32, 32], 30), timestep: ts([300]), encoder_hidden_states: cond })).out_sample.data as Float32Array;
+    };
+    const c1 = f32([1, 4, 64], 31);
+    const c2 = f32([1, 4, 64], 32);
+    const reversed: Tensor = { dtype: 'float32', dims: [1, 4, 64], data: Float32Array.from([3, 2, 1, 0].flatMap((i) => Array.from((c1.data as Float32Array).slice(i * 64, (i + 1) * 64)))) };
+    expect(maxAbsDiff(await outputFor({}, c1), await outputFor({}, c2))).toBe(0);
+    const text = { addition_embed_type: 'text', addition_embed_type_num_heads: 8 };
+    const a = await outputFor(text, c1);
+    expect(maxAbsDiff(a, await outputFor(text, c2))).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(a, await outputFor(text, reversed))).toBeLessThan(1e-4);
+    expect(() => describeUnet(UnetParams.parse({ addition_embed_type: 'text', addition_embed_type_num_heads: 7 }), { encoder_hidden_states: ['B', 4, 64] })).toThrow(
+      /cross_attention_dim 64 is not divisible by addition_embed_type_num_heads 7/,
+    );
   });
 });
 

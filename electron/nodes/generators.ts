@@ -17,6 +17,7 @@ import {
   type Scope,
   activation,
   attention,
+  attentionCore,
   closeScope,
   init,
   layerNorm,
@@ -44,6 +45,8 @@ interface UnetDims {
   cross_attention_dim: number;
   norm_num_groups: number;
   norm_eps: number;
+  addition_embed_type: 'none' | 'text';
+  addition_embed_type_num_heads: number;
 }
 
 export const UNET_PRESETS: Record<'tiny' | 'sd15', UnetDims> = {
@@ -59,6 +62,8 @@ export const UNET_PRESETS: Record<'tiny' | 'sd15', UnetDims> = {
     cross_attention_dim: 64,
     norm_num_groups: 8,
     norm_eps: 1e-5,
+    addition_embed_type: 'none',
+    addition_embed_type_num_heads: 64,
   },
   sd15: {
     in_channels: 4,
@@ -72,6 +77,8 @@ export const UNET_PRESETS: Record<'tiny' | 'sd15', UnetDims> = {
     cross_attention_dim: 768,
     norm_num_groups: 32,
     norm_eps: 1e-5,
+    addition_embed_type: 'none',
+    addition_embed_type_num_heads: 64,
   },
 };
 
@@ -91,6 +98,8 @@ export const UnetParams = z
     cross_attention_dim: z.union([posInt, z.literal('auto')]).default('auto'),
     norm_num_groups: posInt.optional(),
     norm_eps: z.number().positive().optional(),
+    addition_embed_type: z.enum(['none', 'text']).optional(),
+    addition_embed_type_num_heads: posInt.optional(),
   })
   .strict();
 export type UnetParams = z.infer<typeof UnetParams>;
@@ -108,6 +117,11 @@ const unetParamDocs: Record<string, string> = {
   cross_attention_dim: "Width of `encoder_hidden_states`; 'auto' takes it from the connected conditioning.",
   norm_num_groups: 'GroupNorm groups (32 in Stable Diffusion); must divide every level width. Overrides the preset.',
   norm_eps: 'GroupNorm epsilon of the ResNets and the output norm (Transformer2D norms use 1e-6 as in diffusers). Overrides the preset.',
+  addition_embed_type:
+    "'text' adds a pooled summary of the conditioning to the timestep embedding (diffusers' TextTimeEmbedding: LayerNorm → " +
+    'attention pooling → Linear → LayerNorm), so every ResNet at every resolution sees it, not only the cross-attention ' +
+    "levels; small UNets learn to follow global attributes (colour, shape) much sooner. 'none' (Stable Diffusion) by default.",
+  addition_embed_type_num_heads: 'Heads of the attention pooling (diffusers default 64); must divide cross_attention_dim.',
 };
 
 export type ResolvedUnet = UnetDims;
@@ -127,6 +141,11 @@ export function resolveUnet(p: UnetParams, inputs: ResolvedShapes, what = 'gener
   for (const c of r.block_out_channels) {
     if (c % r.norm_num_groups !== 0) throw new NodeBuildError(`${what}: level width ${c} is not divisible by norm_num_groups ${r.norm_num_groups}`);
     if (c % r.attention_heads !== 0) throw new NodeBuildError(`${what}: level width ${c} is not divisible by attention_heads ${r.attention_heads}`);
+  }
+  if (r.addition_embed_type === 'text' && r.cross_attention_dim % r.addition_embed_type_num_heads !== 0) {
+    throw new NodeBuildError(
+      `${what}: cross_attention_dim ${r.cross_attention_dim} is not divisible by addition_embed_type_num_heads ${r.addition_embed_type_num_heads}`,
+    );
   }
   if (r.block_out_channels[0] % 2 !== 0) throw new NodeBuildError(`${what}: block_out_channels[0] must be even (sinusoidal timestep embedding)`);
   const factor = 2 ** (levels - 1);
@@ -176,6 +195,25 @@ function upsampleNearest2x(b: GraphBuilder, x: string): string {
   return b.reshape(expanded, b.mul(b.shape(x), b.ints([1, 1, 2, 2])));
 }
 
+/**
+ * diffusers' TextTimeEmbedding over the conditioning [B, Q, D] → [B, tembDim]: LayerNorm, then AttentionPooling (a
+ * query from mean(tokens) + a learned position attends over [that token; tokens], no output projection), Linear,
+ * LayerNorm. Weight names `add_embedding.*` as in the diffusers state dict.
+ */
+export function textTimeEmbedding(s: Scope, context: string, D: number, tembDim: number, heads: number): string {
+  const { b } = s;
+  const x = layerNorm(s, context, 'add_embedding.norm1', D, 1e-5);
+  const position = s.p.weight('add_embedding.pool.positional_embedding', [1, D], init.normal(1 / Math.sqrt(D)));
+  const classToken = b.add(b.reduceMean(x, [1], true, FRAGMENT_OPSET), position); // [B, 1, D]
+  const tokens = b.concat([classToken, x], 1);
+  const q = linear(s, classToken, 'add_embedding.pool.q_proj', D, D);
+  const k = linear(s, tokens, 'add_embedding.pool.k_proj', D, D);
+  const v = linear(s, tokens, 'add_embedding.pool.v_proj', D, D);
+  // diffusers scales q and k by dph^(-1/4) each: the same as 1/√dph on q alone (attentionCore's default).
+  const pooled = b.squeeze(attentionCore(b, q, k, v, { heads, headDim: D / heads }), [1]);
+  return layerNorm(s, linear(s, pooled, 'add_embedding.proj', D, tembDim), 'add_embedding.norm2', tembDim, 1e-5);
+}
+
 /** The UNet's graph, written once and used both to build and to describe (a meta build allocates no weights). */
 function writeUnet(s: Scope, r: ResolvedUnet): void {
   const { b } = s;
@@ -190,6 +228,7 @@ function writeUnet(s: Scope, r: ResolvedUnet): void {
 
   let temb = linear(s, timestepEmbedding(b, timestep, C0), 'time_embedding.linear_1', C0, tembDim);
   temb = linear(s, silu(temb), 'time_embedding.linear_2', tembDim, tembDim);
+  if (r.addition_embed_type === 'text') temb = b.add(temb, textTimeEmbedding(s, context, r.cross_attention_dim, tembDim, r.addition_embed_type_num_heads));
   const tembAct = silu(temb); // every ResNet projects SiLU(temb)
 
   const resnet = (x: string, name: string, cin: number, cout: number): string => {
@@ -309,7 +348,7 @@ const unetDef: NodeTypeDef<typeof UnetParams> = {
         'Predicts the noise in a noisy image given a timestep and conditioning tokens. ResNet blocks carry the timestep; Transformer2D blocks attend to themselves and, by cross-attention, to the conditioning.',
       usedBy: ['Stable Diffusion 1.x/2.x (NExT-GPT, MiniGPT-5 image generation)', 'DDPM/LDM'],
       formula:
-        'temb = MLP(sinusoid(t)); ResNet: h = conv(SiLU(GN(x))) + W·SiLU(temb); out = skip(x) + conv(SiLU(GN(h))); Transformer2D: x += SelfAttn(LN x); x += CrossAttn(LN x, ctx); x += GEGLU(LN x)',
+        'temb = MLP(sinusoid(t)) (+ TextTimeEmbedding(ctx) with addition_embed_type text); ResNet: h = conv(SiLU(GN(x))) + W·SiLU(temb); out = skip(x) + conv(SiLU(GN(h))); Transformer2D: x += SelfAttn(LN x); x += CrossAttn(LN x, ctx); x += GEGLU(LN x)',
       details:
         'Layout and weight names follow diffusers UNet2DConditionModel. Sampling (DDPM/DDIM with classifier-free guidance) runs on the host around this node.',
     },
