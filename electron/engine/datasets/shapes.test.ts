@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeImage, type RgbImage } from '../image.js';
 import {
   SHAPE_COLORS, SHAPE_PALETTE, SHAPE_POSITIONS, SHAPE_SIZES, ShapesDataset, captionFor, renderScene, sceneKey,
-  shapeSamplePng, shapeVariants, splitOfScene, type ShapeColor, type ShapeSpec,
+  shapeSamplePng, shapeVariants, splitOfScene, type ShapeColor, type ShapeSpec, type ShapesOptionsInput,
 } from './shapes.js';
 import { DatasetError } from './types.js';
 
@@ -188,6 +188,26 @@ describe('shapes dataset', () => {
     expect(() => new ShapesDataset({ size: 2 })).toThrow(DatasetError);
     expect(() => new ShapesDataset({ numSamples: 5 }).get(5)).toThrow(/outside 0\.\.4/);
     expect(() => new ShapesDataset({ colour: 'red' } as never)).toThrow(/colour|unrecognized/i);
+  });
+
+  it('zoom draws the same scenes larger about the centre, covering zoom² the pixels', () => {
+    const opts: ShapesOptionsInput = { seed: 5, numSamples: 12, minShapes: 1, maxShapes: 1, positions: ['center'], noiseStd: 0, size: 32 };
+    const plain = new ShapesDataset(opts);
+    const zoomed = new ShapesDataset({ ...opts, zoom: 2 });
+    const shapePixels = (img: { data: Uint8Array }) => {
+      let n = 0;
+      for (let p = 0; p < img.data.length / 3; p++) if (Math.min(img.data[3 * p], img.data[3 * p + 1], img.data[3 * p + 2]) < 170) n++;
+      return n;
+    };
+    for (let i = 0; i < 12; i++) {
+      const a = plain.get(i), b = zoomed.get(i);
+      expect(b.description).toEqual(a.description);
+      expect(b.caption).toBe(a.caption);
+      expect(b.scene.shapes[0].radius).toBeCloseTo(2 * a.scene.shapes[0].radius, 10);
+      expect(shapePixels(b.image) / shapePixels(a.image)).toBeGreaterThan(3);
+      expect(nearestColor(px(b.image, 16, 16))).toBe(b.scene.shapes[0].color);
+    }
+    expect(() => new ShapesDataset({ zoom: 0.5 })).toThrow(/zoom/);
   });
 
   it('renders 64×64 images in well under 5 ms', () => {

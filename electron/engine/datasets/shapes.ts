@@ -114,6 +114,11 @@ export const ShapesOptionsSchema = z.object({
    * because with full captions size and position alone tell a batch's images apart and shape is never learned.
    */
   captionStyle: z.enum(['full', 'varied']).default('full'),
+  /**
+   * Draw every shape this many times larger about the image centre (positions move out with it). For generators
+   * that train at a low resolution: at 32×32 a large shape is 8 px across, too few to tell a triangle from a circle.
+   */
+  zoom: z.number().min(1).max(4).default(1),
 }).strict()
   .refine((o) => o.minShapes <= o.maxShapes, { message: 'minShapes must not exceed maxShapes', path: ['minShapes'] })
   .refine((o) => o.maxShapes <= (o.positions ?? SHAPE_POSITIONS).length, { message: 'maxShapes must not exceed the number of positions', path: ['maxShapes'] });
@@ -194,15 +199,13 @@ function drawDescription(rng: Rng, o: ShapesOptions): ShapeSpec[] {
   }));
 }
 
-function placeShapes(rng: Rng, description: readonly ShapeSpec[]): PlacedShape[] {
+function placeShapes(rng: Rng, description: readonly ShapeSpec[], zoom: number): PlacedShape[] {
   return description.map((s) => {
     const [x, y] = POSITION_CENTRES[s.position];
-    return {
-      ...s,
-      cx: x + rng.range(-POSITION_JITTER, POSITION_JITTER),
-      cy: y + rng.range(-POSITION_JITTER, POSITION_JITTER),
-      radius: SIZE_RADIUS[s.size] * (1 + rng.range(-RADIUS_JITTER, RADIUS_JITTER)),
-    };
+    const cx = x + rng.range(-POSITION_JITTER, POSITION_JITTER);
+    const cy = y + rng.range(-POSITION_JITTER, POSITION_JITTER);
+    const radius = SIZE_RADIUS[s.size] * (1 + rng.range(-RADIUS_JITTER, RADIUS_JITTER));
+    return { ...s, cx: 0.5 + (cx - 0.5) * zoom, cy: 0.5 + (cy - 0.5) * zoom, radius: radius * zoom };
   });
 }
 
@@ -359,7 +362,7 @@ export class ShapesDataset {
     for (let tries = 0; tries < MAX_SPLIT_TRIES; tries++) {
       const description = drawDescription(rng, o);
       if (splitOfScene(description, o.evalFraction) !== o.split) continue;
-      const shapes = placeShapes(rng, description);
+      const shapes = placeShapes(rng, description, this.options.zoom);
       const scene: ShapeScene = { shapes, background: drawBackground(rng), noiseStd: o.noiseStd, noiseSeed: rng.nextU32() };
       return { description, scene, rng };
     }
