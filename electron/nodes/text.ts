@@ -7,6 +7,7 @@ export const tokenizeParams = z.object({
   tokenizer: z.string().default('builtin'),
   add_special_tokens: z.boolean().default(true),
   max_length: z.number().int().positive().default(128),
+  padding: z.enum(['none', 'max_length']).default('none'),
 });
 
 const tokenizeNode: NodeTypeDef<typeof tokenizeParams> = {
@@ -33,6 +34,9 @@ const tokenizeNode: NodeTypeDef<typeof tokenizeParams> = {
     tokenizer: "'builtin' or the path of a tokenizer.json (relative to the graph file).",
     add_special_tokens: 'Add the tokenizer\'s special tokens (e.g. <s> at the start).',
     max_length: 'Longer prompts are cut to this many tokens (from the left, so the question stays).',
+    padding:
+      "'max_length' pads every prompt on the right to max_length with the pad token (mask 0), as Stable Diffusion feeds " +
+      'its text encoder 77 tokens: the conditioning then always has max_length tokens. \'none\': as long as the prompt.',
   },
   outputShapes: () => ({ input_ids: [1, 'S'], attention_mask: [1, 'S'] }),
   host: 'text.tokenize',

@@ -26,9 +26,13 @@ const tokenizeStep: HostStep = async (raw, inputs, ctx) => {
   let ids = tok.encode(text, { addSpecialTokens: p.add_special_tokens });
   if (ids.length > p.max_length) ids = ids.slice(ids.length - p.max_length);
   if (ids.length === 0) throw new HostStepError(`node '${ctx.nodeId}': the prompt is empty after tokenisation`);
+  const real = ids.length;
+  if (p.padding === 'max_length') ids = [...ids, ...new Array<number>(p.max_length - real).fill(tok.specialIds.pad ?? tok.specialIds.eos ?? 0)];
+  const mask = new BigInt64Array(ids.length);
+  mask.fill(1n, 0, real);
   return {
     input_ids: { dtype: 'int64', dims: [1, ids.length], data: BigInt64Array.from(ids.map(BigInt)) },
-    attention_mask: { dtype: 'int64', dims: [1, ids.length], data: new BigInt64Array(ids.length).fill(1n) },
+    attention_mask: { dtype: 'int64', dims: [1, ids.length], data: mask },
   };
 };
 
