@@ -27,6 +27,22 @@ describe('vlmc train', () => {
     expect(resumedSteps.map((e) => e.step)).toEqual([3]);
   });
 
+  it('--teacher gives nextgpt-align its text-to-image graph; a missing teacher file is named', async () => {
+    const graphs = join(import.meta.dirname, '..', '..', 'graphs');
+    const nextgpt = join(graphs, 'nextgpt.graph.json');
+    const lines: string[] = [];
+    const code = await trainCommand(
+      [nextgpt, '--recipe', 'nextgpt-align', '--teacher', join(graphs, 'text-to-image.graph.json'), '--steps', '2', '--batch', '2', '--dataset-size', '4', '--json'],
+      (l) => lines.push(l),
+    );
+    expect(code).toBe(0);
+    const started = lines.map((l) => JSON.parse(l) as { type: string; nodes?: { train: string[] } }).find((e) => e.type === 'started');
+    expect(started?.nodes?.train).toEqual(['outproj']);
+    await expect(trainCommand([nextgpt, '--recipe', 'nextgpt-align', '--teacher', join(tmp, 'missing.graph.json')], () => undefined)).rejects.toThrow(
+      /cannot read --teacher graph '.*missing\.graph\.json'/,
+    );
+  });
+
   it('names bad options', async () => {
     await expect(trainCommand([graph, '--recipe', 'nope'], () => undefined)).rejects.toThrow(/unknown recipe 'nope'/);
     await expect(trainCommand([graph, '--recipe', 'lm', '--steps', '-1'], () => undefined)).rejects.toThrow(UsageError);

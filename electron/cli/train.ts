@@ -1,5 +1,5 @@
 // vlmc train GRAPH --recipe NAME [--steps N] [--batch B] [--accumulate N] [--lr X] [--adapter METHOD[:key=value,...]]
-//                  [--dataset shapes|PATH] [--out DIR] [--resume DIR] [--eval-every N] [--no-prefix-cache] [--json]
+//                  [--dataset shapes|PATH] [--teacher GRAPH] [--out DIR] [--resume DIR] [--eval-every N] [--no-prefix-cache] [--json]
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -19,6 +19,7 @@ const flagsSchema = z
     lr: z.coerce.number().positive().optional(),
     adapter: z.string().optional(),
     dataset: z.string().default('shapes'),
+    teacher: z.string().optional(),
     'dataset-size': z.coerce.number().int().positive().default(256),
     out: z.string().optional(),
     resume: z.string().optional(),
@@ -36,7 +37,7 @@ const flagsSchema = z
 
 export const trainUsage =
   'vlmc train GRAPH --recipe NAME [--steps N] [--batch B] [--accumulate N] [--lr X] [--adapter lora|qlora|prefix|prompt|ptuning|ptuning-v2|adapter|ia3|lora-moe[:key=value,...]] ' +
-  '[--dataset shapes|PATH] [--out DIR [--peft] [--merge]] [--resume DIR] [--eval-every N] [--json]';
+  '[--dataset shapes|PATH] [--teacher GRAPH] [--out DIR [--peft] [--merge]] [--resume DIR] [--eval-every N] [--json]';
 
 /** `lora:r=16,lora_alpha=32` → {method, config} (values parsed as JSON when they are numbers/booleans). */
 export function parseAdapterFlag(text: string): { method: z.infer<typeof adapterMethodSchema>; config: Record<string, unknown> } {
@@ -67,6 +68,16 @@ function graphPath(arg: string): string {
   return p;
 }
 
+function readGraph(file: string, what: string) {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read ${what} '${file}': ${(e as Error).message}`);
+  }
+  return parseGraphDocument(text, file);
+}
+
 export async function trainCommand(argv: string[], out: (line: string) => void): Promise<number> {
   const { positionals, flags } = parseArgs(argv, ['json', 'no-prefix-cache', 'fixed-batch', 'peft', 'merge']);
   const o = validateFlags(flagsSchema, flags);
@@ -76,13 +87,10 @@ export async function trainCommand(argv: string[], out: (line: string) => void):
     throw new UsageError(`--recipe: unknown recipe '${o.recipe}' (one of ${RECIPE_NAMES.join(', ')})`);
   }
   const file = graphPath(positionals[0]);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UsageError(`cannot read graph '${file}': ${(e as Error).message}`);
-  }
-  const graph = parseGraphDocument(text, file);
+  const graph = readGraph(file, 'graph');
+  // nextgpt-align: the text-to-image graph whose text encoder the output projector learns to imitate.
+  const teacherFile = o.teacher ? graphPath(o.teacher) : undefined;
+  const teacher = teacherFile ? { graph: readGraph(teacherFile, '--teacher graph'), baseDir: dirname(teacherFile) } : undefined;
   const dataset = o.dataset === 'shapes' ? 'shapes' : resolve(o.dataset);
   const emit = (e: TrainerEvent) => {
     if (o.json) {
@@ -123,6 +131,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void):
     adapter: o.adapter ? parseAdapterFlag(o.adapter) : undefined,
     dataset,
     datasetSize: o['dataset-size'],
+    teacher,
     seed: o.seed,
     evalEvery: o['eval-every'],
     checkpointEvery: o['checkpoint-every'],

@@ -25,6 +25,7 @@ const RECIPE_LABEL: Record<string, string> = {
   clip: 'CLIP (contrastive image-text)',
   'encoder-contrastive': 'Contrastive encoder tuning',
   'nextgpt-output': 'NExT-GPT output alignment (output projector)',
+  'text-to-image': 'Text-to-image (train the UNet on captions)',
 };
 
 type Checkpoint = Awaited<ReturnType<typeof listCheckpoints>>[number];

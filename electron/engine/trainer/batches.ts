@@ -272,11 +272,20 @@ export class SampleBuilder {
       const role = this.roles.get(d.node)!;
       const params = tokenizeParams.parse(node.params);
       const tok = this.tokenizerOf(d.node);
+      if (this.o.task === 'generation') {
+        // Text → image: every tokenizer sees the request exactly as a run does (the tokenize step itself, padding
+        // included), so the conditioning a generator learns from is the one it gets when the user types.
+        const prompt = await this.renderPrompt(d.node, texts.user, imageBytes);
+        const res = await HOST_STEPS['text.tokenize'](node.params, { text: prompt }, { nodeId: d.node, baseDir: this.o.baseDir });
+        values.set(`${d.node}.input_ids`, res.input_ids as Tensor);
+        values.set(`${d.node}.attention_mask`, res.attention_mask as Tensor);
+        continue;
+      }
       const user = role === 'text' ? texts.caption : texts.user;
       const prompt = await this.renderPrompt(d.node, user, imageBytes);
       let ids = tok.encode(prompt, { addSpecialTokens: params.add_special_tokens });
       let labels = ids.map(() => IGNORE_INDEX);
-      if (role === 'lm' && this.o.task !== 'generation') {
+      if (role === 'lm') {
         const eos = tok.specialIds.eos;
         const answer = (text: string) => [...tok.encode(text, { addSpecialTokens: false }), ...(eos === undefined ? [] : [eos])];
         const target = answer(texts.caption ?? '');

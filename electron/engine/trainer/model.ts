@@ -7,7 +7,7 @@ import { type Dim, type Graph, type Model, type Tensor, type ValueInfo, OnnxErro
 import { type OptimizerConfig } from '../../autodiff/optimizers.js';
 import { type TrainStep, buildTrainStep } from '../../autodiff/train-step.js';
 import { type GradStep, buildApplyStep, buildGradStep } from '../../autodiff/accumulate.js';
-import { crossEntropyLoss, infoNceLoss } from '../../autodiff/losses.js';
+import { crossEntropyLoss, infoNceLoss, mseLoss } from '../../autodiff/losses.js';
 import { WORD_EMBEDDING } from '../../nodes/llms.js';
 import type { Catalog } from '../../nodes/catalog.js';
 import type { ComposedModel } from '../compose.js';
@@ -15,7 +15,7 @@ import type { Executor } from '../executor.js';
 import { type GraphDocument, downstreamDecoder } from '../document.js';
 import { type TrainPlan, TrainError, ancestorsOf, defOf, nodeTrainsItself } from './plan.js';
 import type { Objective } from './recipes.js';
-import { MLM, addDiffusionLoss, addMlmHead, addMrmLoss, diffusionSetup } from './objectives.js';
+import { ALIGN_TARGET, MLM, addDiffusionLoss, addMlmHead, addMrmLoss, diffusionSetup } from './objectives.js';
 import { Rng } from '../rng.js';
 
 /** CLIP's temperature: logit scale starts at ln(1/0.07) and is clamped to [0, ln 100]. */
@@ -88,6 +88,7 @@ export function lossPorts(doc: GraphDocument, catalog: Catalog, objective: Objec
     return [{ node: decoders[0].id, port: 'logits' }];
   }
   if (objective === 'diffusion') return [{ node: diffusionSetup(doc).unet, port: 'out_sample' }];
+  if (objective === 'align') return [diffusionSetup(doc).conditioning];
   if (objective === 'blip2-stage1') {
     const q = doc.nodes.filter((n) => n.type === 'projector.qformer');
     if (q.length !== 1) throw new TrainError(`blip2-stage1 trains one projector.qformer; the graph has ${q.length}`);
@@ -273,7 +274,10 @@ export async function buildTraining(o: BuildOptions): Promise<BuiltTraining> {
     }
   } else if (o.objective === 'diffusion') {
     const setup = diffusionSetup(doc);
-    loss = addDiffusionLoss(b, graph, valueName(plan, setup.outproj, 'conditioning'), valueName(plan, setup.unet, 'out_sample'));
+    loss = addDiffusionLoss(b, graph, valueName(plan, setup.conditioning.node, setup.conditioning.port), valueName(plan, setup.unet, 'out_sample'));
+  } else if (o.objective === 'align') {
+    const { conditioning } = diffusionSetup(doc);
+    loss = mseLoss(b, valueName(plan, conditioning.node, conditioning.port), b.input(ALIGN_TARGET, 'float32', ['batch', 'tokens', 'width']));
   } else {
     const [img, txt] = ports.map((p) => valueName(plan, p.node, p.port));
     for (const p of ports) if (!plan.trainNodes.includes(p.node)) ensureInput(valueName(plan, p.node, p.port), 'float32', ['batch', 'width']);

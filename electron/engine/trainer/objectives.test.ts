@@ -6,7 +6,7 @@ import { type GraphDocument, graphDocumentFromJson, parseGraphDocument } from '.
 import { Executor } from '../executor.js';
 import { Rng } from '../rng.js';
 import { tokenizerFor } from '../host-steps/text.js';
-import { train } from './trainer.js';
+import { Trainer, train } from './trainer.js';
 import { CFG_DROPOUT, DIFFUSION, MRM, diffusionFeeds, diffusionSetup, maskPatches, maskTokens } from './objectives.js';
 import { generationExactMatch } from './generate-eval.js';
 import { generationRequest, tokenRole } from './batches.js';
@@ -57,8 +57,8 @@ describe('recipes: every name resolves', () => {
   });
 });
 
-describe('nextgpt-output: output projector + UNet by diffusion ε-MSE on graphs/nextgpt.graph.json', () => {
-  it('trains outproj and unet over a cached frozen LLM prefix; the loss falls', async () => {
+describe('nextgpt-output: the output projector by diffusion MSE through the UNet, on graphs/nextgpt.graph.json', () => {
+  it('trains outproj over a cached frozen LLM prefix, the UNet frozen as in NExT-GPT; the loss falls', async () => {
     let nodes: { train: string[]; prefix: string[] } | undefined;
     const res = await train({
       ...fixed, graph: template('nextgpt'), recipe: 'nextgpt-output', steps: 4, batchSize: 2, learningRate: 2e-3,
@@ -67,8 +67,81 @@ describe('nextgpt-output: output projector + UNet by diffusion ε-MSE on graphs/
       },
     });
     expect(nodes).toEqual({ train: ['outproj', 'unet'], prefix: ['vit', 'proj', 'embed', 'merge', 'llm'] });
+    expect(new Set(res.built.trainables.map((t) => t.node))).toEqual(new Set(['outproj']));
+    falls(res.losses, 0.01);
+  }, 120_000);
+
+  it('trains the UNet too when it is unfrozen on the canvas', async () => {
+    const doc = template('nextgpt');
+    doc.nodes.find((n) => n.id === 'unet')!.frozen = false;
+    const res = await train({ ...fixed, graph: doc, recipe: 'nextgpt-output', steps: 4, batchSize: 2, learningRate: 2e-3 });
     expect(new Set(res.built.trainables.map((t) => t.node))).toEqual(new Set(['outproj', 'unet']));
     falls(res.losses, 0.2);
+  }, 120_000);
+});
+
+describe('text-to-image: the UNet on a frozen text encoder, on graphs/text-to-image.graph.json', () => {
+  it('trains only the UNet; the text encoder states are a cached prefix of fixed length; the loss falls', async () => {
+    let nodes: { train: string[]; prefix: string[] } | undefined;
+    const res = await train({
+      ...fixed, graph: template('text-to-image'), recipe: 'text-to-image', steps: 4, batchSize: 2, learningRate: 2e-3,
+      onEvent: (e) => {
+        if (e.type === 'started') nodes = e.nodes;
+      },
+    });
+    expect(nodes).toEqual({ train: ['unet'], prefix: ['text_encoder'] });
+    falls(res.losses, 0.2);
+  }, 120_000);
+});
+
+describe('nextgpt-align: NExT-GPT decoding-side alignment against a text-to-image teacher', () => {
+  it("the output projector learns the teacher's text encoder states for the same request (MSE); the loss falls", async () => {
+    const res = await train({
+      ...fixed, graph: template('nextgpt'), recipe: 'nextgpt-align', steps: 6, batchSize: 2, learningRate: 3e-3,
+      teacher: { graph: template('text-to-image'), baseDir: graphsDir },
+    });
+    expect(new Set(res.built.trainables.map((t) => t.node))).toEqual(new Set(['outproj']));
+    falls(res.losses, 0.05);
+  }, 120_000);
+
+  it('says what is missing without a teacher', async () => {
+    await expect(train({ ...fixed, graph: template('nextgpt'), recipe: 'nextgpt-align', steps: 1 })).rejects.toThrow(
+      /nextgpt-align' needs a teacher: the text-to-image graph .*--teacher FILE/,
+    );
+  });
+});
+
+describe('nextgpt-output with adapters on the LLM: batches of requests of different lengths', () => {
+  it("right-aligns the decoder's attention mask together with its embeddings (the signal tokens are the last positions)", async () => {
+    const trainer = await Trainer.create({
+      ...fixed, datasetSize: 16, graph: template('nextgpt'), recipe: 'nextgpt-output', steps: 1, batchSize: 4,
+      adapter: { method: 'lora', config: { r: 4, target_modules: ['q_proj', 'v_proj'] } },
+    });
+    try {
+      const batch = trainer.data.train.slice(0, 4);
+      const feeds = await trainer.batchFeeds(batch);
+      const embeds = feeds['merge.inputs_embeds'];
+      const mask = feeds['merge.attention_mask'];
+      expect(embeds?.dims.length).toBe(3);
+      const [B, T, D] = embeds.dims;
+      expect(mask.dims).toEqual([B, T]);
+      const m = tensorToNumbers(mask);
+      const e = embeds.data as Float32Array;
+      const realTokens = new Set<number>();
+      for (let r = 0; r < B; r++) {
+        const row = m.slice(r * T, (r + 1) * T);
+        const firstReal = row.indexOf(1);
+        realTokens.add(T - firstReal);
+        // Padding only on the left, and it is exactly where the embeddings are padding.
+        expect(row.slice(firstReal).every((v) => v === 1)).toBe(true);
+        const padEmbeds = e.subarray(r * T * D, (r * T + firstReal) * D);
+        expect(padEmbeds.every((v) => v === 0)).toBe(true);
+        expect(e.subarray((r * T + firstReal) * D, (r * T + firstReal + 1) * D).some((v) => v !== 0)).toBe(true);
+      }
+      expect(realTokens.size).toBeGreaterThan(1); // the requests really differ in length
+    } finally {
+      await trainer.dispose();
+    }
   }, 120_000);
 });
 
@@ -92,7 +165,7 @@ describe('diffusion feeds', () => {
 
   it('x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε with t uniform over the schedule; about 10% of the conditioning dropped', () => {
     const setup = diffusionSetup(template('nextgpt'));
-    expect([setup.unet, setup.outproj, setup.noiseNode, setup.size]).toEqual(['unet', 'outproj', 'noise', 32]);
+    expect([setup.unet, setup.conditioning, setup.noiseNode, setup.size]).toEqual(['unet', { node: 'outproj', port: 'conditioning' }, 'noise', 32]);
     const B = 400;
     const x0 = { dtype: 'float32' as const, dims: [B, 3, 2, 2], data: Float32Array.from({ length: B * 12 }, (_, i) => Math.sin(i)) };
     const f = diffusionFeeds({ ...setup, predictionType: 'epsilon' }, x0, new Rng(4));

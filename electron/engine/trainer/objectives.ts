@@ -10,6 +10,8 @@ import { type RgbImage, resizeImage } from '../image.js';
 import { Rng } from '../rng.js';
 import { SCHEDULER_PRESETS, alphasCumprod, addNoise, betaSchedule, parseSchedulerConfig, velocity } from '../schedulers.js';
 import type { GraphDocument } from '../document.js';
+import type { Executor } from '../executor.js';
+import { mapRunInputs } from '../run.js';
 import { TrainError } from './plan.js';
 
 /** Trainer-fed values of the diffusion objective. */
@@ -22,13 +24,48 @@ export const DIFFUSION = {
   keep: 'train.cond_keep',
 } as const;
 
+/** NExT-GPT decoding-side alignment: the teacher's conditioning for the sample's request, [B, Q, D]. */
+export const ALIGN_TARGET = 'train.align_target';
+
+/**
+ * The alignment targets: a text-to-image graph (the teacher) run on each request, its UNet's conditioning read out
+ * (text encoder states). One run per request, cached.
+ */
+export class AlignmentTeacher {
+  private readonly cache = new Map<string, Tensor>();
+  private readonly source: { node: string; port: string };
+
+  constructor(
+    private readonly teacher: { graph: GraphDocument; baseDir: string },
+    private readonly executor: Executor,
+  ) {
+    this.source = diffusionSetup(teacher.graph).conditioning;
+    if (!teacher.graph.nodes.some((n) => n.type === 'io.text')) {
+      throw new TrainError(`teacher graph '${teacher.graph.name}': it has no io.text node to put the request in`);
+    }
+  }
+
+  async target(request: string): Promise<Tensor> {
+    const hit = this.cache.get(request);
+    if (hit) return hit;
+    const { graph, baseDir } = this.teacher;
+    const res = await this.executor.run(graph, { baseDir, inputs: mapRunInputs(graph, { prompt: request }), targets: [this.source.node] });
+    const t = res.outputs[this.source.node]?.[this.source.port];
+    if (!t || typeof t === 'string' || !('dims' in t) || t.dtype !== 'float32' || t.dims.length !== 3) {
+      throw new TrainError(`teacher graph '${graph.name}': '${this.source.node}.${this.source.port}' gave no float32 [1, Q, D] conditioning`);
+    }
+    this.cache.set(request, t as Tensor);
+    return t as Tensor;
+  }
+}
+
 /** Probability of dropping the conditioning of a sample (classifier-free guidance training). */
 export const CFG_DROPOUT = 0.1;
 
 export interface DiffusionSetup {
   unet: string;
-  /** The node whose `conditioning` output feeds the UNet. */
-  outproj: string;
+  /** The output (an output projector's `conditioning`, or a text encoder's states) that feeds the UNet. */
+  conditioning: { node: string; port: string };
   /** The diffusion.noise node feeding the UNet's sample and timestep. */
   noiseNode: string;
   channels: number;
@@ -45,7 +82,7 @@ export function diffusionSetup(doc: GraphDocument): DiffusionSetup {
   const unet = unets[0].id;
   const into = (port: string) => doc.edges.find((e) => e.to.node === unet && e.to.port === port);
   const cond = into('encoder_hidden_states');
-  if (!cond) throw new TrainError(`UNet '${unet}': its encoder_hidden_states is not connected to an output projector`);
+  if (!cond) throw new TrainError(`UNet '${unet}': its encoder_hidden_states is not connected (an output projector or a text encoder gives the conditioning)`);
   const sample = into('sample');
   const timestep = into('timestep');
   const noiseNode = doc.nodes.find((n) => n.id === sample?.from.node);
@@ -57,7 +94,7 @@ export function diffusionSetup(doc: GraphDocument): DiffusionSetup {
   const sp = samplerParams.parse(sampler?.params ?? {});
   const cfg = parseSchedulerConfig(SCHEDULER_PRESETS[sp.schedule], `schedule '${sp.schedule}'`);
   return {
-    unet, outproj: cond.from.node, noiseNode: noiseNode.id, channels: np.channels, size: np.size,
+    unet, conditioning: cond.from, noiseNode: noiseNode.id, channels: np.channels, size: np.size,
     alphasCumprod: alphasCumprod(betaSchedule(cfg)), predictionType: sp.prediction_type,
   };
 }
@@ -111,16 +148,27 @@ export function diffusionFeeds(setup: DiffusionSetup, x0: Tensor, rng: Rng): Rec
   };
 }
 
-/** Right-aligns batch-1 [1, T, D] rows to the longest T by left zero-padding (for heads that read the last positions). */
-export function leftAlign(rows: Tensor[], what: string): Tensor[] {
+/** Right-aligns batch-1 [1, T, ...] rows to the longest T by padding on the left (for heads that read the last positions). */
+export function leftAlign(rows: Tensor[], pad: number, what: string): Tensor[] {
+  if (rows.every((r) => r.dims.length < 2 || r.dims[1] === rows[0].dims[1])) return rows;
   const T = Math.max(...rows.map((r) => r.dims[1]));
   return rows.map((r) => {
-    if (r.dims.length !== 3 || r.dtype !== 'float32') throw new OnnxError(`${what}: expected float32 [1, T, D] rows, got ${r.dtype}[${r.dims}]`);
+    if (r.dims.length < 2 || r.dims[0] !== 1) throw new OnnxError(`${what}: expected [1, T, ...] rows, got [${r.dims}]`);
     if (r.dims[1] === T) return r;
-    const D = r.dims[2];
-    const data = new Float32Array(T * D);
-    data.set(r.data as Float32Array, (T - r.dims[1]) * D);
-    return { dtype: 'float32', dims: [1, T, D], data };
+    const inner = r.dims.slice(2).reduce((n, d) => n * d, 1);
+    const dims = [1, T, ...r.dims.slice(2)];
+    const offset = (T - r.dims[1]) * inner;
+    if (r.dtype === 'float32') {
+      const data = new Float32Array(T * inner).fill(pad);
+      data.set(r.data as Float32Array, offset);
+      return { dtype: 'float32', dims, data };
+    }
+    if (r.dtype === 'int64') {
+      const data = new BigInt64Array(T * inner).fill(BigInt(pad));
+      data.set(r.data as BigInt64Array, offset);
+      return { dtype: 'int64', dims, data };
+    }
+    throw new OnnxError(`${what}: dtype ${r.dtype} cannot be left-padded`);
   });
 }
 

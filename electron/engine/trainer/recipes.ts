@@ -18,6 +18,8 @@ export const RECIPE_NAMES = [
   'vqa',
   'instruction',
   'nextgpt-output',
+  'text-to-image',
+  'nextgpt-align',
   'bert-mlm',
   'vit-mrm',
   'blip2-stage1',
@@ -27,7 +29,7 @@ export type RecipeName = (typeof RECIPE_NAMES)[number];
 /** Recipes the issue names that this trainer does not implement yet (named so the error can say so). */
 export const PLANNED_RECIPES: readonly string[] = [];
 
-export type Objective = 'lm' | 'itc' | 'diffusion' | 'mlm' | 'mrm' | 'blip2-stage1';
+export type Objective = 'lm' | 'itc' | 'diffusion' | 'align' | 'mlm' | 'mrm' | 'blip2-stage1';
 /**
  * What text a sample becomes: a caption after the graph's own prompt, a VQA answer after its question, a chat, or
  * (generation) the caption as the user's request for an image, the image being the target.
@@ -58,6 +60,8 @@ export interface Recipe {
 
 const base: Hyper = { learningRate: 1e-4, warmupRatio: 0.03, weightDecay: 0.05, maxGradNorm: 1.0, batchSize: 4 };
 const isProjector = (f: NodeFamily) => f === 'input-projector';
+/** The LLM itself (decoder and its token embedding), not the nodes around it. */
+const isDecoder = (n: DocNode) => n.type === 'llm.decoder' || n.type === 'llm.embed_tokens';
 const onlyFamilies = (...families: NodeFamily[]) => (_n: DocNode, f: NodeFamily) => families.includes(f);
 
 export const RECIPES: Record<RecipeName, Recipe> = {
@@ -156,13 +160,38 @@ export const RECIPES: Record<RecipeName, Recipe> = {
   },
   'nextgpt-output': {
     name: 'nextgpt-output',
-    trainsWhat: 'the output projector and the UNet',
+    trainsWhat: 'the output projector (and the LLM and UNet where they are not frozen)',
     summary:
-      'NExT-GPT output alignment: the LLM (frozen) reads a caption and emits signal tokens; the output projector and the ' +
-      'UNet learn to denoise the image (ε-MSE, uniform t, 10% conditioning dropout for classifier-free guidance).',
+      'NExT-GPT output alignment: the LLM (frozen) reads a request for a caption\'s image and emits signal tokens; the ' +
+      'output projector learns to turn them into conditioning the UNet denoises the image with (diffusion MSE, ' +
+      'uniform t, 10% conditioning dropout for classifier-free guidance). The UNet stays frozen, as in NExT-GPT, and ' +
+      'the LLM learns through adapters (--adapter), unless either is unfrozen on the canvas.',
     objective: 'diffusion',
     task: 'generation',
-    trains: (n, f) => f === 'output-projector' || n.type === 'generator.unet',
+    trains: (n, f) => (f === 'output-projector' ? true : n.type === 'generator.unet' || isDecoder(n) ? undefined : false),
+    hyper: { ...base, learningRate: 1e-4, weightDecay: 0 },
+  },
+  'nextgpt-align': {
+    name: 'nextgpt-align',
+    trainsWhat: 'the output projector (and the LLM where it is not frozen)',
+    summary:
+      'NExT-GPT decoding-side alignment: the output projector learns to reproduce, from the signal tokens\' hidden ' +
+      'states, the conditioning a text-to-image graph\'s text encoder gives the same request (MSE), so a UNet trained ' +
+      'on that text encoder draws what the LLM asks for. Needs the text-to-image graph as the teacher (--teacher).',
+    objective: 'align',
+    task: 'generation',
+    trains: (n, f) => (f === 'output-projector' ? true : isDecoder(n) ? undefined : false),
+    hyper: { ...base, learningRate: 1e-3, weightDecay: 0 },
+  },
+  'text-to-image': {
+    name: 'text-to-image',
+    trainsWhat: 'the UNet',
+    summary:
+      'Text-to-image pre-training of the generator (Stable Diffusion-style): the UNet learns to denoise each caption\'s ' +
+      'image conditioned on a frozen text encoder\'s states (diffusion MSE, uniform t, 10% conditioning dropout).',
+    objective: 'diffusion',
+    task: 'generation',
+    trains: (n) => n.type === 'generator.unet',
     hyper: { ...base, learningRate: 1e-4, weightDecay: 0 },
   },
   'bert-mlm': {

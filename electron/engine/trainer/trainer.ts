@@ -17,14 +17,14 @@ import { EpochSampler } from '../datasets/sampler.js';
 import type { Sample } from '../datasets/types.js';
 import { Rng } from '../rng.js';
 import { type Checkpoint, type CheckpointMeta, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { type DatasetSplits, type ShapesSceneOptions, SampleBuilder, collate, loadSplits, padValueOf } from './batches.js';
+import { type DatasetSplits, type ShapesSceneOptions, SampleBuilder, collate, generationRequest, loadSplits, padValueOf } from './batches.js';
 import { type BuiltTraining, buildTraining, emptyPast, lossPorts } from './model.js';
 import { type TrainPlan, TrainError, defOf, planTraining } from './plan.js';
 import { type Hyper, type Recipe, recipeByName } from './recipes.js';
 import { learningRateAt, warmupStepsFor } from './schedule.js';
 import { writeTrainedGraph } from './export.js';
 import { generationExactMatch } from './generate-eval.js';
-import { DIFFUSION, MLM, MRM, diffusionFeeds, diffusionSetup, evalRng, leftAlign, maskPatches, maskTokens } from './objectives.js';
+import { ALIGN_TARGET, AlignmentTeacher, DIFFUSION, MLM, MRM, diffusionFeeds, diffusionSetup, evalRng, leftAlign, maskPatches, maskTokens } from './objectives.js';
 import { tokenizeParams } from '../../nodes/text.js';
 import { STAGE1_BATCH_INPUTS, buildBlip2Stage1, stage1Feeds } from './blip2-stage1.js';
 import { tokenizerFor } from '../host-steps/text.js';
@@ -43,6 +43,11 @@ export interface TrainOptions {
   adapter?: { method: AdapterSpec['method']; config: Record<string, unknown> };
   /** `shapes` or a dataset file. */
   dataset: string;
+  /**
+   * nextgpt-align: the text-to-image graph whose conditioning (its text encoder's states for the same request) the
+   * output projector learns to reproduce; `baseDir` resolves its weight paths.
+   */
+  teacher?: { graph: GraphDocument; baseDir: string };
   datasetSize?: number;
   /** Scene options of the built-in `shapes` dataset (e.g. single shapes only, a vocabulary subset). */
   shapes?: ShapesSceneOptions;
@@ -189,6 +194,7 @@ export class Trainer {
     private readonly prefixSession: ort.InferenceSession | null,
     private readonly executor: Executor,
     private readonly ownsExecutor: boolean,
+    private readonly teacher: AlignmentTeacher | null,
   ) {}
 
   private readonly prefixCache = new Map<string, Map<string, Tensor>>();
@@ -223,7 +229,16 @@ export class Trainer {
       targetImage: diffusion && { size: diffusion.size, channels: diffusion.channels },
     });
     const prefixSession = built.prefix ? await createSession(built.prefix.model) : null;
-    return new Trainer(o, recipe, hyper, plan, built, data, samples, prefixSession, executor, !o.executor);
+    let teacher: AlignmentTeacher | null = null;
+    if (recipe.objective === 'align') {
+      if (!o.teacher) {
+        throw new TrainError(
+          `recipe '${recipe.name}' needs a teacher: the text-to-image graph whose text encoder states the output projector learns to reproduce (--teacher FILE)`,
+        );
+      }
+      teacher = new AlignmentTeacher(o.teacher, executor);
+    }
+    return new Trainer(o, recipe, hyper, plan, built, data, samples, prefixSession, executor, !o.executor, teacher);
   }
 
   /** Everything the training model reads for one sample (data values and cached prefix outputs). */
@@ -257,10 +272,17 @@ export class Trainer {
       const x0 = collate(DIFFUSION.x0, rows.map((r) => r.get(DIFFUSION.x0)!), 0);
       Object.assign(feeds, diffusionFeeds(diffusion, x0, rng));
     }
-    // The output projector reads the last positions (signal tokens): its sequence inputs are right-aligned.
-    const rightAligned = new Set(
-      diffusion ? this.plan.doc.edges.filter((e) => e.to.node === diffusion.outproj).map((e) => `${e.from.node}.${e.from.port}`) : [],
-    );
+    if (this.teacher) {
+      const teacher = this.teacher;
+      const targets = await Promise.all(batch.map((s) => {
+        if (!s.caption) throw new TrainError(`sample '${s.id}' has no caption (the recipe asks for each caption's image)`);
+        return teacher.target(generationRequest(s.caption, s.id));
+      }));
+      feeds[ALIGN_TARGET] = collate(ALIGN_TARGET, targets, 0);
+    }
+    // The output projector reads the last positions (signal tokens), so every sequence it depends on is right-aligned:
+    // embeddings and the decoder's attention mask alike (positions follow the mask).
+    const readsLastPositions = diffusion !== undefined || this.teacher !== null;
     for (const input of this.built.dataInputs) {
       // Drawn per batch below (masking targets), not per sample.
       if (feeds[input.name] || input.name === MLM.labels || input.name === MRM.target || input.name === MRM.mask || STAGE1_BATCH_INPUTS.has(input.name)) continue;
@@ -269,8 +291,9 @@ export class Trainer {
         if (!v) throw new TrainError(`training input '${input.name}' has no data for sample '${batch[i].id}'`);
         return v;
       });
-      if (rightAligned.has(input.name)) parts = leftAlign(parts, `training input '${input.name}'`);
-      feeds[input.name] = collate(input.name, parts, padValueOf(input.name, this.samples.padId));
+      const pad = padValueOf(input.name, this.samples.padId);
+      if (readsLastPositions) parts = leftAlign(parts, pad, `training input '${input.name}'`);
+      feeds[input.name] = collate(input.name, parts, pad);
     }
     if (this.recipe.objective === 'blip2-stage1') {
       const captions = batch.map((s) => {
