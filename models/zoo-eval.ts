@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { type GraphDocument, parseGraphDocument } from '../electron/engine/document.js';
 import { type Executor } from '../electron/engine/executor.js';
 import { mapRunInputs } from '../electron/engine/run.js';
-import { SHAPE_COLORS, SHAPE_KINDS, createShapesDataset, shapeSamplePng, shapeVariants } from '../electron/engine/datasets/index.js';
+import { SHAPE_COLORS, SHAPE_KINDS, SHAPE_PALETTE, createShapesDataset, shapeSamplePng, shapeVariants } from '../electron/engine/datasets/index.js';
+import { imagesToPng } from '../electron/engine/host-steps/io.js';
+import { type RgbImage, decodeImage, encodePng } from '../electron/engine/image.js';
+import type { Tensor } from '../electron/onnx/ir.js';
 
 const GRAPHS = join(import.meta.dirname, '..', 'graphs');
 
@@ -74,6 +77,129 @@ async function answer(executor: Executor, file: string, doc: GraphDocument, base
   return text;
 }
 
+/** The text-to-image request the drawing check asks for each colour and shape. */
+export const drawRequest = (color: string, shape: string): string => `Show me a picture of a ${color} ${shape}.`;
+
+/** Channel distance from the background above which a pixel belongs to the drawn shape. */
+const SHAPE_CONTRAST = 60;
+
+/**
+ * What a drawing of one shape on a light background shows, read off its pixels: the palette colour most shape pixels
+ * are nearest to, and the shape whose outline fitted to the largest blob's bounding box overlaps it best. The
+ * background is the median border colour. Undefined when nothing stands out from it.
+ */
+export function readDrawing(img: RgbImage): { color?: string; shape?: string } {
+  const { width: W, height: H, data } = img;
+  const border: number[][] = [[], [], []];
+  for (let i = 0; i < W * H; i++) {
+    const x = i % W, y = Math.floor(i / W);
+    if (x === 0 || y === 0 || x === W - 1 || y === H - 1) for (let c = 0; c < 3; c++) border[c].push(data[3 * i + c]);
+  }
+  const bg = border.map((v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)]);
+  const mask = new Uint8Array(W * H);
+  for (let i = 0; i < W * H; i++) {
+    const d = Math.max(...[0, 1, 2].map((c) => Math.abs(data[3 * i + c] - bg[c])));
+    mask[i] = d > SHAPE_CONTRAST ? 1 : 0;
+  }
+  // Largest 4-connected blob: stray noise pixels must not stretch the bounding box.
+  const label = new Int32Array(W * H).fill(-1);
+  let best: number[] = [];
+  for (let start = 0; start < W * H; start++) {
+    if (!mask[start] || label[start] >= 0) continue;
+    const blob: number[] = [];
+    const stack = [start];
+    label[start] = start;
+    while (stack.length) {
+      const p = stack.pop()!;
+      blob.push(p);
+      const x = p % W, y = Math.floor(p / W);
+      for (const [nx, ny] of [[x - 1, y], [x + 1, y], [x, y - 1], [x, y + 1]]) {
+        const q = ny * W + nx;
+        if (nx >= 0 && ny >= 0 && nx < W && ny < H && mask[q] && label[q] < 0) (label[q] = start), stack.push(q);
+      }
+    }
+    if (blob.length > best.length) best = blob;
+  }
+  if (best.length < (W * H) / 200) return {};
+  const counts = new Map<string, number>();
+  let [x0, y0, x1, y1] = [W, H, 0, 0];
+  for (const p of best) {
+    const x = p % W, y = Math.floor(p / W);
+    [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+    let nearest = '';
+    let dist = Infinity;
+    for (const c of SHAPE_COLORS) {
+      const q = SHAPE_PALETTE[c];
+      const d = (data[3 * p] - q[0]) ** 2 + (data[3 * p + 1] - q[1]) ** 2 + (data[3 * p + 2] - q[2]) ** 2;
+      if (d < dist) (dist = d), (nearest = c);
+    }
+    counts.set(nearest, (counts.get(nearest) ?? 0) + 1);
+  }
+  const color = [...counts].sort((a, b) => b[1] - a[1])[0][0];
+  // The outline that overlaps the blob best (IoU) over its bounding box: the box itself, the inscribed ellipse, or the
+  // upward triangle with its apex at the top centre (as the dataset draws them).
+  const w = x1 - x0 + 1, h = y1 - y0 + 1;
+  const inside: Record<string, (u: number, v: number) => boolean> = {
+    square: () => true,
+    circle: (u, v) => (u - 0.5) ** 2 + (v - 0.5) ** 2 <= 0.25,
+    triangle: (u, v) => Math.abs(u - 0.5) <= v / 2,
+  };
+  const blob = new Set(best);
+  let shape = '';
+  let bestIou = -1;
+  for (const [kind, test] of Object.entries(inside)) {
+    let both = 0, either = 0;
+    for (let y = y0; y <= y1; y++) {
+      for (let x = x0; x <= x1; x++) {
+        const a = blob.has(y * W + x), b = test((x - x0 + 0.5) / w, (y - y0 + 0.5) / h);
+        both += a && b ? 1 : 0;
+        either += a || b ? 1 : 0;
+      }
+    }
+    if (both / either > bestIou) (bestIou = both / either), (shape = kind);
+  }
+  return { color, shape };
+}
+
+/**
+ * Text-to-image templates (NExT-GPT, text-to-image): each colour × shape request drawn with `seeds` noise seeds and
+ * judged by its pixels (readDrawing): colour, shape and both right.
+ */
+async function evaluateDrawing(
+  executor: Executor,
+  file: string,
+  doc: GraphDocument,
+  o: { seeds: number; baseDir?: string; log?: (line: string) => void; save?: (name: string, png: Uint8Array) => void },
+): Promise<TemplateAccuracy> {
+  const sampler = doc.nodes.find((n) => n.type === 'diffusion.sampler');
+  if (!sampler) throw new Error(`${file}: no diffusion.sampler node`);
+  const blank = await encodePng({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 3).fill(128) });
+  const hasImageInput = doc.nodes.some((n) => n.type === 'io.image');
+  let n = 0, color = 0, shape = 0, both = 0;
+  for (const c of SHAPE_COLORS) {
+    for (const k of SHAPE_KINDS) {
+      for (let seed = 1; seed <= o.seeds; seed++) {
+        // Another drawing of the same request: other starting noise (the graph's own seed would re-seed weights).
+        const run = structuredClone(doc);
+        for (const n of run.nodes) if (n.type === 'diffusion.noise' || n.type === 'diffusion.sampler') n.params = { ...n.params, seed };
+        const inputs = mapRunInputs(run, { prompt: drawRequest(c, k), ...(hasImageInput ? { image: { name: 'blank.png', bytes: blank } } : {}) });
+        const res = await executor.run(run, { baseDir: o.baseDir ?? GRAPHS, inputs, targets: [sampler.id] });
+        const image = res.outputs[sampler.id]?.image;
+        if (!image || typeof image === 'string') throw new Error(`${file}: sampler '${sampler.id}' gave no image`);
+        const [png] = await imagesToPng(image as Tensor, '-1..1', `${file} drawing`);
+        o.save?.(`${c}-${k}-${seed}.png`, png);
+        const seen = readDrawing(await decodeImage(png));
+        n++;
+        color += seen.color === c ? 1 : 0;
+        shape += seen.shape === k ? 1 : 0;
+        both += seen.color === c && seen.shape === k ? 1 : 0;
+        o.log?.(`${c} ${k} seed ${seed}: drew a ${seen.color ?? 'blank'} ${seen.shape ?? ''}`);
+      }
+    }
+  }
+  return { drawn: both / n, drawn_color: color / n, drawn_shape: shape / n };
+}
+
 /**
  * Captioning templates: share of images whose answer to "Describe the image." names colour and shape right.
  * The CLIP template (zero-shot head): colour and shape accuracy of the chosen label.
@@ -90,9 +216,16 @@ export async function evaluateTemplate(
     doc?: GraphDocument;
     /** Folder the document's weight paths resolve against (default graphs/). */
     baseDir?: string;
+    /** Drawing templates: receives each drawing (to look at). */
+    save?: (name: string, png: Uint8Array) => void;
   },
 ): Promise<TemplateAccuracy> {
   const doc = o.doc ?? parseGraphDocument(readFileSync(join(GRAPHS, file), 'utf8'), file);
+  if (doc.nodes.some((n) => n.type === 'diffusion.sampler')) {
+    // Drawing templates: `images` drawings in all, spread over the 18 colour × shape requests.
+    const seeds = Math.max(1, Math.round(o.images / (SHAPE_COLORS.length * SHAPE_KINDS.length)));
+    return evaluateDrawing(executor, file, doc, { seeds, baseDir: o.baseDir, log: o.log, save: o.save });
+  }
   const { original, variants } = await evalImages(o.images, o.seed, o.split);
   const zeroShot = file.startsWith('clip');
   const score = async (set: EvalImage[]) => {
