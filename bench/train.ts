@@ -48,6 +48,8 @@ const CASES: Case[] = [
   { recipe: 'captioning', graph: 'mplug-owl', doc: () => template('mplug-owl') },
   { recipe: 'clip', graph: 'clip', doc: () => template('clip') },
   { recipe: 'nextgpt-output', graph: 'nextgpt', doc: () => template('nextgpt') },
+  { recipe: 'nextgpt-align', graph: 'nextgpt', doc: () => template('nextgpt'), extra: { teacher: { graph: template('text-to-image'), baseDir: GRAPHS } } },
+  { recipe: 'text-to-image', graph: 'text-to-image', doc: () => template('text-to-image') },
   {
     recipe: 'lm', graph: 'text gpt2',
     doc: () =>

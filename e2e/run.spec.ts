@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { expect, screen, test } from './fixtures.js';
 import { openPanel, openTemplate, selectNode, testImage } from './helpers.js';
+import { decodeImage } from '../electron/engine/image.js';
+import { readDrawing } from '../models/zoo-eval.js';
 
 const cached = (app: import('@playwright/test').Page, id: string) => app.getByTestId(`node-${id}`).getByTestId('cached-marker');
 const computed = (app: import('@playwright/test').Page, id: string) => app.getByTestId(`node-${id}`).getByTestId('computed-marker');
@@ -81,4 +83,23 @@ test('a run that fails marks the failing node with its error; generation shows t
   await expect(app.getByTestId('run-status')).toHaveAttribute('data-status', 'done', { timeout: 60_000 });
   await expect(app.getByTestId('node-llm').getByTestId('node-progress')).toContainText(/\d+\/\d+ tokens/);
   await expect(app.getByTestId('node-image').getByTestId('node-run-error')).toHaveCount(0);
+});
+
+test('NExT-GPT draws what it is asked for: the image output shows a shape of the asked colour', async ({ app }) => {
+  test.setTimeout(120_000);
+  await openTemplate(app, 'nextgpt');
+  await openPanel(app, 'Run');
+  await app.getByTestId('run-image-input').setInputFiles(await testImage('grey.png', '#808080'));
+  await app.getByRole('textbox', { name: 'Prompt' }).fill('Show me a picture of a blue square.');
+  await app.getByRole('button', { name: '▶ Run' }).first().click();
+  await expect(app.getByTestId('run-status')).toHaveAttribute('data-status', 'done', { timeout: 90_000 });
+  const drawing = app.getByTestId('node-image_out').locator('img');
+  await expect(drawing).toBeVisible();
+  const src = (await drawing.getAttribute('src')) ?? '';
+  expect(src).toMatch(/^data:image\/png;base64,/);
+  // The built-in zoo weights: read colour and shape off the drawing's pixels, as the zoo's own check does.
+  const seen = readDrawing(await decodeImage(Buffer.from(src.slice(src.indexOf(',') + 1), 'base64')));
+  expect(seen).toEqual({ color: 'blue', shape: 'square' });
+  await app.waitForTimeout(300);
+  await screen(app, '14-nextgpt-draws');
 });
