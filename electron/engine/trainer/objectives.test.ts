@@ -21,6 +21,12 @@ const seeded = (name: string): GraphDocument => {
   for (const n of doc.nodes) delete n.weights;
   return doc;
 };
+/** Trains, noting which nodes the trainer put in the training model and which in the cached prefix. */
+const trainNoting = async (o: Parameters<typeof train>[0]) => {
+  let nodes: { train: string[]; prefix: string[] } | undefined;
+  const res = await train({ ...o, onEvent: (e) => (e.type === 'started' ? (nodes = e.nodes) : undefined) });
+  return { res, nodes };
+};
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const falls = (losses: number[], minDrop: number) => {
   expect(losses.every(Number.isFinite)).toBe(true);
@@ -65,13 +71,7 @@ describe('recipes: every name resolves', () => {
 
 describe('nextgpt-output: the output projector by diffusion MSE through the UNet, on graphs/nextgpt.graph.json', () => {
   it('trains outproj over a cached frozen LLM prefix, the UNet frozen as in NExT-GPT; the loss falls', async () => {
-    let nodes: { train: string[]; prefix: string[] } | undefined;
-    const res = await train({
-      ...fixed, graph: template('nextgpt'), recipe: 'nextgpt-output', steps: 4, batchSize: 2, learningRate: 2e-3,
-      onEvent: (e) => {
-        if (e.type === 'started') nodes = e.nodes;
-      },
-    });
+    const { res, nodes } = await trainNoting({ ...fixed, graph: seeded('nextgpt'), recipe: 'nextgpt-output', steps: 4, batchSize: 2, learningRate: 2e-3 });
     expect(nodes).toEqual({ train: ['outproj', 'unet'], prefix: ['vit', 'proj', 'embed', 'merge', 'llm'] });
     expect(new Set(res.built.trainables.map((t) => t.node))).toEqual(new Set(['outproj']));
     falls(res.losses, 0.01);
@@ -87,14 +87,8 @@ describe('nextgpt-output: the output projector by diffusion MSE through the UNet
 });
 
 describe('text-to-image: the UNet on a frozen text encoder, on graphs/text-to-image.graph.json', () => {
-  it('trains only the UNet; the text encoder states are a cached prefix of fixed length; the loss falls', async () => {
-    let nodes: { train: string[]; prefix: string[] } | undefined;
-    const res = await train({
-      ...fixed, graph: seeded('text-to-image'), recipe: 'text-to-image', steps: 4, batchSize: 2, learningRate: 2e-3,
-      onEvent: (e) => {
-        if (e.type === 'started') nodes = e.nodes;
-      },
-    });
+  it('trains only the UNet; the text encoder states are a cached prefix; the loss falls', async () => {
+    const { res, nodes } = await trainNoting({ ...fixed, graph: seeded('text-to-image'), recipe: 'text-to-image', steps: 4, batchSize: 2, learningRate: 2e-3 });
     expect(nodes).toEqual({ train: ['unet'], prefix: ['text_encoder'] });
     falls(res.losses, 0.2);
   }, 120_000);
