@@ -104,6 +104,17 @@ describe('nextgpt-align: NExT-GPT decoding-side alignment against a text-to-imag
     falls(res.losses, 0.05);
   }, 120_000);
 
+  it('names a teacher that is not a text-to-image graph, and conditioning of the wrong size', async () => {
+    await expect(
+      train({ ...fixed, graph: template('nextgpt'), recipe: 'nextgpt-align', steps: 1, teacher: { graph: template('blip2'), baseDir: graphsDir } }),
+    ).rejects.toThrow(/teacher graph 'BLIP-2.*' must be a text-to-image graph .*generator\.unet/);
+    const eight = seeded('nextgpt');
+    eight.nodes.find((n) => n.id === 'outproj')!.params = { add_input_embeds: true, num_queries: 8 };
+    await expect(
+      train({ ...fixed, graph: eight, recipe: 'nextgpt-align', steps: 1, teacher: { graph: template('text-to-image'), baseDir: graphsDir } }),
+    ).rejects.toThrow(/output projector 'outproj' gives 8 × 64 conditioning but the teacher .* gives 16 × 64 .*num_queries to 16/);
+  });
+
   it('says what is missing without a teacher', async () => {
     await expect(train({ ...fixed, graph: template('nextgpt'), recipe: 'nextgpt-align', steps: 1 })).rejects.toThrow(
       /nextgpt-align' needs a teacher: the text-to-image graph .*--teacher FILE/,

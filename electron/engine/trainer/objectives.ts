@@ -39,7 +39,13 @@ export class AlignmentTeacher {
     private readonly teacher: { graph: GraphDocument; baseDir: string },
     private readonly executor: Executor,
   ) {
-    this.source = diffusionSetup(teacher.graph).conditioning;
+    try {
+      this.source = diffusionSetup(teacher.graph).conditioning;
+    } catch (e) {
+      throw new TrainError(
+        `teacher graph '${teacher.graph.name}' must be a text-to-image graph (a text encoder conditioning a generator.unet): ${(e as Error).message}`,
+      );
+    }
     if (!teacher.graph.nodes.some((n) => n.type === 'io.text')) {
       throw new TrainError(`teacher graph '${teacher.graph.name}': it has no io.text node to put the request in`);
     }
@@ -56,6 +62,18 @@ export class AlignmentTeacher {
     }
     this.cache.set(request, t as Tensor);
     return t as Tensor;
+  }
+
+  /** The teacher's conditioning must have the output projector's [tokens, width]: checked once, naming both. */
+  async checkMatches(student: { node: string; dims: readonly (number | string)[] }, request: string): Promise<void> {
+    const [, Q, D] = (await this.target(request)).dims;
+    const [, q, d] = student.dims;
+    if ((typeof q === 'number' && q !== Q) || (typeof d === 'number' && d !== D)) {
+      throw new TrainError(
+        `output projector '${student.node}' gives ${q} × ${d} conditioning but the teacher '${this.teacher.graph.name}' gives ${Q} × ${D} ` +
+          `(${this.source.node}.${this.source.port}); set its num_queries to ${Q} (or pad the teacher's tokenizer to ${q})`,
+      );
+    }
   }
 }
 

@@ -24,6 +24,7 @@ import { type Hyper, type Recipe, recipeByName } from './recipes.js';
 import { learningRateAt, warmupStepsFor } from './schedule.js';
 import { writeTrainedGraph } from './export.js';
 import { generationExactMatch } from './generate-eval.js';
+import { resolveShapes } from '../widths.js';
 import { ALIGN_TARGET, AlignmentTeacher, DIFFUSION, MLM, MRM, diffusionFeeds, diffusionSetup, evalRng, leftAlign, maskPatches, maskTokens } from './objectives.js';
 import { tokenizeParams } from '../../nodes/text.js';
 import { STAGE1_BATCH_INPUTS, buildBlip2Stage1, stage1Feeds } from './blip2-stage1.js';
@@ -237,6 +238,10 @@ export class Trainer {
         );
       }
       teacher = new AlignmentTeacher(o.teacher, executor);
+      const student = diffusionSetup(doc).conditioning;
+      const dims = resolveShapes(doc, catalog).get(student.node)?.outputs[student.port] ?? [];
+      const first = data.train[0];
+      if (first?.caption) await teacher.checkMatches({ node: student.node, dims }, generationRequest(first.caption, first.id));
     }
     return new Trainer(o, recipe, hyper, plan, built, data, samples, prefixSession, executor, !o.executor, teacher);
   }
