@@ -28,6 +28,9 @@ const RECIPE_LABEL: Record<string, string> = {
   'text-to-image': 'Text-to-image (train the UNet on captions)',
 };
 
+/** Recipes that need more than the panel asks for: nextgpt-align's teacher graph is given with `vlmc train --teacher`. */
+const CLI_ONLY_RECIPES = new Set(['nextgpt-align']);
+
 type Checkpoint = Awaited<ReturnType<typeof listCheckpoints>>[number];
 
 export function TrainPanel({ available, browser, recipes }: { available: boolean; browser: boolean; recipes: string[] }) {
@@ -88,7 +91,7 @@ export function TrainPanel({ available, browser, recipes }: { available: boolean
         <label className="field">
           <span className="field-name">Recipe</span>
           <select value={recipe} onChange={(e) => setRecipe(e.target.value)} aria-label="Recipe">
-            {(recipes.length ? recipes : [recipe]).map((r) => (
+            {(recipes.length ? recipes.filter((r) => !CLI_ONLY_RECIPES.has(r)) : [recipe]).map((r) => (
               <option key={r} value={r}>
                 {RECIPE_LABEL[r] ?? r}
               </option>
