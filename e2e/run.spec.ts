@@ -103,3 +103,17 @@ test('NExT-GPT draws what it is asked for: the image output shows a shape of the
   await app.waitForTimeout(300);
   await screen(app, '14-nextgpt-draws');
 });
+
+test('the text-to-image template draws the shape the prompt names', async ({ app }) => {
+  test.setTimeout(120_000);
+  await openTemplate(app, 'text-to-image');
+  await openPanel(app, 'Run');
+  await app.getByRole('textbox', { name: 'Prompt' }).fill('Show me a picture of a yellow triangle.');
+  await app.getByRole('button', { name: '▶ Run' }).first().click();
+  await expect(app.getByTestId('run-status')).toHaveAttribute('data-status', 'done', { timeout: 90_000 });
+  const src = (await app.getByTestId('node-image_out').locator('img').getAttribute('src')) ?? '';
+  const seen = readDrawing(await decodeImage(Buffer.from(src.slice(src.indexOf(',') + 1), 'base64')));
+  expect(seen).toEqual({ color: 'yellow', shape: 'triangle' });
+  await app.waitForTimeout(300);
+  await screen(app, '15-text-to-image');
+});
