@@ -85,35 +85,31 @@ test('a run that fails marks the failing node with its error; generation shows t
   await expect(app.getByTestId('node-image').getByTestId('node-run-error')).toHaveCount(0);
 });
 
-test('NExT-GPT draws what it is asked for: the image output shows a shape of the asked colour', async ({ app }) => {
-  test.setTimeout(120_000);
-  await openTemplate(app, 'nextgpt');
+/** Opens a drawing template, asks for a picture, runs it, and reads colour and shape off the drawn image's pixels. */
+async function askForDrawing(app: import('@playwright/test').Page, template: string, request: string) {
+  await openTemplate(app, template);
   await openPanel(app, 'Run');
-  // No image needed to ask for one: the template's Image node holds a blank grey picture (as in its training).
-  await app.getByRole('textbox', { name: 'Prompt' }).fill('Show me a picture of a blue square.');
+  await app.getByRole('textbox', { name: 'Prompt' }).fill(request);
   await app.getByRole('button', { name: '▶ Run' }).first().click();
   await expect(app.getByTestId('run-status')).toHaveAttribute('data-status', 'done', { timeout: 90_000 });
   const drawing = app.getByTestId('node-image_out').locator('img');
   await expect(drawing).toBeVisible();
   const src = (await drawing.getAttribute('src')) ?? '';
   expect(src).toMatch(/^data:image\/png;base64,/);
-  // The built-in zoo weights: read colour and shape off the drawing's pixels, as the zoo's own check does.
-  const seen = readDrawing(await decodeImage(Buffer.from(src.slice(src.indexOf(',') + 1), 'base64')));
-  expect(seen).toEqual({ color: 'blue', shape: 'square' });
   await app.waitForTimeout(300);
+  // The built-in zoo weights: colour and shape read off the pixels, as the zoo's own check does.
+  return readDrawing(await decodeImage(Buffer.from(src.slice(src.indexOf(',') + 1), 'base64')));
+}
+
+test('NExT-GPT draws what it is asked for: the image output shows a shape of the asked colour', async ({ app }) => {
+  test.setTimeout(120_000);
+  // No input image needed to ask for one: the template's Image node holds a blank grey picture (as in its training).
+  expect(await askForDrawing(app, 'nextgpt', 'Show me a picture of a blue square.')).toEqual({ color: 'blue', shape: 'square' });
   await screen(app, '14-nextgpt-draws');
 });
 
 test('the text-to-image template draws the shape the prompt names', async ({ app }) => {
   test.setTimeout(120_000);
-  await openTemplate(app, 'text-to-image');
-  await openPanel(app, 'Run');
-  await app.getByRole('textbox', { name: 'Prompt' }).fill('Show me a picture of a yellow triangle.');
-  await app.getByRole('button', { name: '▶ Run' }).first().click();
-  await expect(app.getByTestId('run-status')).toHaveAttribute('data-status', 'done', { timeout: 90_000 });
-  const src = (await app.getByTestId('node-image_out').locator('img').getAttribute('src')) ?? '';
-  const seen = readDrawing(await decodeImage(Buffer.from(src.slice(src.indexOf(',') + 1), 'base64')));
-  expect(seen).toEqual({ color: 'yellow', shape: 'triangle' });
-  await app.waitForTimeout(300);
+  expect(await askForDrawing(app, 'text-to-image', 'Show me a picture of a yellow triangle.')).toEqual({ color: 'yellow', shape: 'triangle' });
   await screen(app, '15-text-to-image');
 });
