@@ -269,9 +269,6 @@ export class SampleBuilder {
         values.set(`${d.node}.attention_mask`, intRow(ids.map(() => 1)));
         continue;
       }
-      const role = this.roles.get(d.node)!;
-      const params = tokenizeParams.parse(node.params);
-      const tok = this.tokenizerOf(d.node);
       if (this.o.task === 'generation') {
         // Text → image: every tokenizer sees the request exactly as a run does (the tokenize step itself, padding
         // included), so the conditioning a generator learns from is the one it gets when the user types.
@@ -281,6 +278,9 @@ export class SampleBuilder {
         values.set(`${d.node}.attention_mask`, res.attention_mask as Tensor);
         continue;
       }
+      const role = this.roles.get(d.node)!;
+      const params = tokenizeParams.parse(node.params);
+      const tok = this.tokenizerOf(d.node);
       const user = role === 'text' ? texts.caption : texts.user;
       const prompt = await this.renderPrompt(d.node, user, imageBytes);
       let ids = tok.encode(prompt, { addSpecialTokens: params.add_special_tokens });
