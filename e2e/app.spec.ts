@@ -6,6 +6,10 @@ import { join } from 'node:path';
 import { expect, screen, test } from './fixtures.js';
 import { openTemplate, selectNode } from './helpers.js';
 
+/** A 2×2 red PNG. */
+const RED_PNG_BASE64 =
+  'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAAE0lEQVQImWP4z8DwnwGM/zMwAAAf7gP9qS/A4gAAAABJRU5ErkJggg==';
+
 test('the app loads with the palette, canvas, inspector and the execution provider', async ({ app }) => {
   await expect(app.locator('.brand')).toHaveText(/Composer/);
   await expect(app.locator('.palette-item').first()).toBeVisible({ timeout: 30_000 });
@@ -89,6 +93,25 @@ test('freeze toggle in the inspector marks the node and can be undone', async ({
   await app.locator('.react-flow__pane').click({ position: { x: 30, y: 30 } });
   await app.keyboard.press('Control+z');
   await expect(node.locator('.badge-frozen')).toHaveCount(0);
+});
+
+test('an image embedded in the graph shows as a thumbnail and its size, and can be replaced or removed', async ({ app }) => {
+  await openTemplate(app, 'nextgpt');
+  const row = app.getByTestId('node-image').locator('.kv', { hasText: 'base64' });
+  await expect(row).toContainText(/embedded · \d+ B/);
+  await selectNode(app, 'image');
+  const field = app.getByTestId('embedded-image');
+  await expect(field.locator('img')).toBeVisible();
+  // The thumbnail decodes (a broken data URL would have no natural size).
+  expect(await field.locator('img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(64);
+  await screen(app, '09b-embedded-image');
+  const png = join(mkdtempSync(join(tmpdir(), 'composer-embed-')), 'red.png');
+  writeFileSync(png, Buffer.from(RED_PNG_BASE64, 'base64'));
+  await field.locator('input[type="file"]').setInputFiles(png);
+  await expect(row).toContainText(`embedded · ${Buffer.from(RED_PNG_BASE64, 'base64').length} B`);
+  await field.getByRole('button', { name: 'Remove' }).click();
+  await expect(row).toContainText('—');
+  await expect(field.locator('img')).toHaveCount(0);
 });
 
 test('nodes show their parameter counts and the status bar the trainable share; freezing changes it', async ({ app }) => {

@@ -181,7 +181,7 @@ function FullNode({ id, data, selected, info }: NodeProps<ComposerNode> & { info
           {shownParams.map((p) => (
             <div key={p.name} className="kv">
               <span>{p.name}</span>
-              <span className="mono">{formatValue(data.params[p.name] ?? p.default)}</span>
+              <span className="mono">{p.name === 'base64' ? embeddedLabel(data.params[p.name]) : formatValue(data.params[p.name] ?? p.default)}</span>
             </div>
           ))}
         </div>
@@ -239,6 +239,17 @@ function ParamCount({ id }: { id: string }) {
       {count.trainable !== total && <span className="param-trainable"> · {formatCount(count.trainable)} trainable</span>}
     </span>
   );
+}
+
+/** An embedded file shows as its size, not its bytes. */
+export function embeddedLabel(v: unknown): string {
+  if (typeof v !== 'string' || v === '') return '—';
+  const padding = v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0;
+  return `embedded · ${formatBytes((v.length * 3) / 4 - padding)}`;
+}
+
+function formatBytes(n: number): string {
+  return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
 function formatValue(v: unknown): string {

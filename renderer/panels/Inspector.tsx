@@ -1,9 +1,10 @@
 // Right sidebar: the selected node's params (with their docs), freeze toggle, adapters, "Replace with…" and the
 // doc card that explains the component.
 
-import { useState, type CSSProperties } from 'react';
+import { useRef, useState, type CSSProperties } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import type { ParamInfoWire } from '../../electron/host/contract.js';
+import { embeddedLabel } from '../canvas/ComposerNodeView.js';
 import { FAMILY_LABEL, familyColor } from '../canvas/theme.js';
 import { composerStore, useComposer } from '../store/store.js';
 
@@ -13,6 +14,16 @@ function ParamField({ nodeId, param, value }: { nodeId: string; param: ParamInfo
   const set = (v: unknown) => composerStore.getState().setParam(nodeId, param.name, v);
   const current = value ?? param.default;
   let input;
+  if (param.name === 'base64') {
+    // Not a <label>: its buttons would all answer a click on the thumbnail.
+    return (
+      <div className="field">
+        <span className="field-name">embedded image</span>
+        <EmbeddedImageField nodeId={nodeId} value={typeof current === 'string' ? current : ''} onChange={set} />
+        {param.doc && <span className="field-doc">{param.doc}</span>}
+      </div>
+    );
+  }
   if (param.kind === 'bool') {
     input = <input type="checkbox" checked={current === true} onChange={(e) => set(e.target.checked)} />;
   } else if (param.kind === 'enum') {
@@ -60,6 +71,44 @@ function ParamField({ nodeId, param, value }: { nodeId: string; param: ParamInfo
       {input}
       {param.doc && <span className="field-doc">{param.doc}</span>}
     </label>
+  );
+}
+
+/** The image a node carries inside the graph file: a thumbnail and its size, to replace or remove, never its bytes as text. */
+function EmbeddedImageField({ nodeId, value, onChange }: { nodeId: string; value: string; onChange: (v: string) => void }) {
+  const [error, setError] = useState<string | null>(null);
+  const picker = useRef<HTMLInputElement>(null);
+  const mime = value.startsWith('/9j/') ? 'image/jpeg' : value.startsWith('UklGR') ? 'image/webp' : 'image/png';
+  const replace = async (file: File | undefined) => {
+    if (!file) return;
+    if (!file.type.startsWith('image/')) {
+      setError(`'${file.name}' is not an image`);
+      return;
+    }
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    let binary = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    setError(null);
+    composerStore.getState().setParam(nodeId, 'path', '');
+    onChange(btoa(binary));
+  };
+  return (
+    <div className="embedded-image" data-testid="embedded-image">
+      {value ? <img src={`data:${mime};base64,${value}`} alt="embedded image" /> : <span className="muted small">none</span>}
+      <div className="embedded-image-actions">
+        {value && <span className="muted small">{embeddedLabel(value)}</span>}
+        <button type="button" onClick={() => picker.current?.click()}>
+          {value ? 'Replace…' : 'Embed…'}
+        </button>
+        <input ref={picker} type="file" accept="image/*" hidden onChange={(e) => void replace(e.target.files?.[0])} />
+        {value && (
+          <button type="button" onClick={() => onChange('')}>
+            Remove
+          </button>
+        )}
+      </div>
+      {error && <span className="field-error" role="alert">{error}</span>}
+    </div>
   );
 }
 
