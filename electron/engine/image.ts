@@ -228,6 +228,25 @@ export async function encodeJpeg(img: RgbImage, quality = 90): Promise<Buffer> {
   return sharpFromRgb(img).jpeg({ quality }).toBuffer();
 }
 
+/** What happens to a picture between its source and a model: blur (Gaussian σ in pixels), then lossy JPEG. */
+export interface ImageDegradation {
+  blurSigma?: number;
+  jpegQuality?: number;
+}
+
+/** The image blurred and/or JPEG re-encoded (decoded back), as `d` says; unchanged when `d` asks for nothing. */
+export async function degradeImage(img: RgbImage, d: ImageDegradation, what = 'image'): Promise<RgbImage> {
+  checkRgbImage(img, what);
+  if (d.blurSigma === undefined && d.jpegQuality === undefined) return img;
+  let out = img;
+  if (d.blurSigma !== undefined) {
+    const data = await sharpFromRgb(out).blur(d.blurSigma).raw().toBuffer();
+    out = { width: img.width, height: img.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  }
+  if (d.jpegQuality !== undefined) out = await decodeImage(await encodeJpeg(out, d.jpegQuality), `${what} (JPEG q${d.jpegQuality})`);
+  return out;
+}
+
 /** Float CHW with values in [0, 1] (clamped) → RGB u8 HWC. `chw` may hold a batch; `index` picks the image. */
 export function chwToRgb(chw: Float32Array, width: number, height: number, index = 0): RgbImage {
   const plane = width * height;

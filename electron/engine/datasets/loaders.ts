@@ -11,7 +11,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, extname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
-import { decodeImage, type RgbImage } from '../image.js';
+import { decodeImage, degradeImage, type RgbImage } from '../image.js';
 import { hashString } from '../rng.js';
 import { DatasetError, IMAGE_PLACEHOLDER, TurnSchema, type Sample } from './types.js';
 
@@ -387,12 +387,16 @@ export function splitSamples<S extends Sample>(samples: readonly S[], options: S
 
 // ---- pixels -------------------------------------------------------------------------------------------------------------
 
-/** A sample's pixels: the in-memory image, or the decoded file (errors name the sample and the file). */
+/**
+ * A sample's pixels: the in-memory image, or the decoded file, then its degradation if it has one (errors name the
+ * sample and the file).
+ */
 export async function loadSampleImage(sample: Sample): Promise<RgbImage> {
-  if (sample.image) return sample.image;
-  if (sample.imagePath === undefined) throw new DatasetError(`sample '${sample.id}' has no image`);
+  const source = sample.image ?? sample.imagePath;
+  if (source === undefined) throw new DatasetError(`sample '${sample.id}' has no image`);
   try {
-    return await decodeImage(sample.imagePath);
+    const image = typeof source === 'string' ? await decodeImage(source) : source;
+    return sample.imageDegradation ? await degradeImage(image, sample.imageDegradation, `sample '${sample.id}'`) : image;
   } catch (e) {
     throw new DatasetError(`sample '${sample.id}': ${(e as Error).message}`);
   }

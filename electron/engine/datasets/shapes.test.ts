@@ -5,6 +5,7 @@ import {
   shapeSamplePng, shapeVariants, splitOfScene, type ShapeColor, type ShapeSpec, type ShapesOptionsInput,
 } from './shapes.js';
 import { DatasetError } from './types.js';
+import { loadSampleImage } from './loaders.js';
 
 const px = (img: RgbImage, x: number, y: number): number[] => {
   const i = (Math.min(img.height - 1, Math.max(0, y)) * img.width + Math.min(img.width - 1, Math.max(0, x))) * 3;
@@ -240,4 +241,33 @@ describe('shapes dataset', () => {
     for (let i = 0; i < ours.data.length; i++) diff += Math.abs(ours.data[i] - svg.data[i]);
     expect(diff / ours.data.length).toBeLessThan(3);
   });
+
+  it('augment degrades a share of the pictures (other side, blur, JPEG), the same way every time, and nothing else', async () => {
+    const opts = { seed: 5, numSamples: 60, minShapes: 1, maxShapes: 1 } as const;
+    const plain = new ShapesDataset(opts);
+    const degraded = new ShapesDataset({ ...opts, augment: 0.5 });
+    const again = new ShapesDataset({ ...opts, augment: 0.5 });
+    let resized = 0, blurred = 0, jpeg = 0, untouched = 0;
+    for (let i = 0; i < 60; i++) {
+      const a = plain.get(i), b = degraded.get(i), c = again.get(i);
+      expect([b.caption, b.scene, b.conversations]).toEqual([a.caption, a.scene, a.conversations]);
+      expect([c.image.width, c.imageDegradation]).toEqual([b.image.width, b.imageDegradation]);
+      const side = b.image.width;
+      if (side !== 64) expect(side).toBeGreaterThanOrEqual(40), expect(side).toBeLessThanOrEqual(128), resized++;
+      if (b.imageDegradation?.blurSigma !== undefined) blurred++;
+      if (b.imageDegradation?.jpegQuality !== undefined) jpeg++;
+      if (side === 64 && !b.imageDegradation) untouched++, expect(Array.from(b.image.data)).toEqual(Array.from(a.image.data));
+    }
+    expect(untouched).toBeGreaterThan(15);
+    expect(untouched).toBeLessThan(45);
+    expect(Math.min(resized, blurred, jpeg)).toBeGreaterThan(3);
+    // The degradation happens when the picture is loaded for training; the shape keeps its colour through it.
+    const index = [...Array(60).keys()].find((i) => degraded.get(i).imageDegradation?.blurSigma !== undefined)!;
+    const sample = degraded.get(index);
+    const loaded = await loadSampleImage(sample);
+    expect(Array.from(loaded.data)).not.toEqual(Array.from(sample.image.data));
+    const shape = sample.scene.shapes[0];
+    expect(nearestColor(px(loaded, Math.floor(shape.cx * loaded.width), Math.floor(shape.cy * loaded.height)))).toBe(shape.color);
+  });
 });
+

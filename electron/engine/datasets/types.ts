@@ -1,6 +1,6 @@
 /** The common sample shape every dataset (built-in or loaded from files) produces. */
 import { z } from 'zod';
-import type { RgbImage } from '../image.js';
+import type { ImageDegradation, RgbImage } from '../image.js';
 
 export const TurnSchema = z.object({
   from: z.enum(['human', 'gpt', 'system']),
@@ -20,6 +20,8 @@ export interface Sample {
   imagePath?: string;
   /** Decoded pixels (built-in datasets). */
   image?: RgbImage;
+  /** A degradation applied when the image is loaded (training augmentation; see `degradeImage`). */
+  imageDegradation?: ImageDegradation;
   caption?: string;
   conversations?: Turn[];
   qa?: QaPair[];

@@ -43,7 +43,8 @@ export function loadSplits(
     const seed = opts.seed ?? 0;
     const evalSize = Math.max(4, Math.round(size * evalFraction));
     const train = createShapesDataset({ qaTurns: 1, ...opts.shapes, seed, numSamples: size, split: 'train' });
-    const evalSet = createShapesDataset({ qaTurns: 1, ...opts.shapes, seed, numSamples: evalSize, split: 'eval' });
+    // Eval measures the pictures as drawn: augmentation is for training.
+    const evalSet = createShapesDataset({ qaTurns: 1, ...opts.shapes, augment: 0, seed, numSamples: evalSize, split: 'eval' });
     return { name: 'shapes', train: [...train], eval: [...evalSet] };
   }
   const loaded = loadDataset(spec);

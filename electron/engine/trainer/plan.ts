@@ -90,8 +90,9 @@ export function nodeTrainsItself(doc: GraphDocument, catalog: Catalog, id: strin
     const owner = weightOwner(doc, id);
     if (owner === id) return !node.frozen;
     const decoder = doc.nodes.find((n) => n.id === owner)!;
-    // The shared table trains with its decoder only when the decoder holds it (tied head).
-    return !decoder.frozen && decoderTiesEmbedding(decoder);
+    // Tied head (GPT-2, OPT): the table lives in the decoder and trains with it. Untied (LLaMA): the table is this
+    // node's own, so its own freeze decides (and training writes it to this node's weights file).
+    return decoderTiesEmbedding(decoder) ? !decoder.frozen : !node.frozen;
   }
   return !node.frozen;
 }

@@ -9,8 +9,10 @@ import { Executor } from '../executor.js';
 import { createShapesDataset, shapeSamplePng } from '../datasets/index.js';
 import { type TrainerEvent, TrainControl, train } from './trainer.js';
 import { loadCheckpoint } from './checkpoint.js';
-import { collate } from './batches.js';
+import { collate, loadSplits } from './batches.js';
 import { learningRateAt } from './schedule.js';
+import { nodeTrainsItself } from './plan.js';
+import { defaultCatalog } from '../../nodes/catalog.js';
 
 const graphsDir = join(import.meta.dirname, '..', '..', '..', 'graphs');
 const blip2 = (): GraphDocument => parseGraphDocument(readFileSync(join(graphsDir, 'blip2.graph.json'), 'utf8'), 'blip2.graph.json');
@@ -105,6 +107,40 @@ describe('trainer: the loss goes down for each recipe', () => {
     const names = res.built.trainables.map((t) => t.name);
     expect(names).toContain('llm/embed_tokens.weight');
     expect(names).not.toContain('embed/embed_tokens.weight');
+  });
+
+  it("lm on LLaMA (untied head): the Embed tokens node's own table trains, is written to its file and is what runs", async () => {
+    const llama = (embedFrozen: boolean): GraphDocument => {
+      const g = textLmGraph();
+      for (const n of g.nodes) if (n.type === 'llm.embed_tokens' || n.type === 'llm.decoder') n.params = { ...n.params, flavour: 'llama' };
+      g.nodes.find((n) => n.id === 'embed')!.frozen = embedFrozen;
+      return g;
+    };
+    const out = join(tmp, 'llama-lm');
+    const res = await train({
+      graph: llama(false), baseDir: graphsDir, recipe: 'lm', steps: 4, batchSize: 4, learningRate: 3e-3, dataset: 'shapes', datasetSize: 16,
+      fixedBatch: true, out,
+    });
+    const table = res.built.trainables.find((t) => t.node === 'embed');
+    expect(table?.weight).toBe('embed_tokens.weight');
+    const before = tensorToNumbers(res.built.initial.get(table!.name)!);
+    const saved = readSafetensors(join(out, 'weights', 'embed.safetensors')).tensors.get('embed_tokens.weight')!;
+    expect(tensorToNumbers(saved).some((v, i) => v !== before[i])).toBe(true);
+    // The trained graph loads the table from the file, so a different graph seed no longer changes the model.
+    const doc = parseGraphDocument(readFileSync(join(out, 'graph.json'), 'utf8'), 'graph.json');
+    expect(doc.nodes.find((n) => n.id === 'embed')!.weights?.path).toBe('weights/embed.safetensors');
+    const executor = new Executor();
+    try {
+      const a = await executor.run(doc, { baseDir: out, targets: ['llm'] });
+      const b = await executor.run({ ...doc, seed: 1234 }, { baseDir: out, targets: ['llm'] });
+      expect(b.outputs.llm.text).toBe(a.outputs.llm.text);
+    } finally {
+      await executor.dispose();
+    }
+    // Frozen on the canvas, it stays frozen while the decoder trains (a GPT-2 table trains with its decoder).
+    expect(nodeTrainsItself(llama(true), defaultCatalog, 'embed')).toBe(false);
+    expect(nodeTrainsItself(llama(false), defaultCatalog, 'embed')).toBe(true);
+    expect(nodeTrainsItself({ ...textLmGraph(), nodes: textLmGraph().nodes.map((n) => (n.id === 'embed' ? { ...n, frozen: true } : n)) }, defaultCatalog, 'embed')).toBe(true);
   });
 
   it('llava-stage2 with --adapter lora (projector + LoRA on the frozen LLM)', async () => {
@@ -218,6 +254,12 @@ describe('trainer: data', () => {
     writeFileSync(file, '{"image": "a.png", "caption": "a small red circle on the left"}\n{"image": "b.png", "caption": "a large blue square"}\n');
     const res = await train({ graph: blip2(), baseDir: graphsDir, recipe: 'llava-stage1', steps: 2, batchSize: 2, dataset: file });
     expect(res.losses).toHaveLength(2);
+  });
+
+  it('augmented shapes: training pictures are degraded, eval pictures are measured as drawn', () => {
+    const splits = loadSplits('shapes', { size: 64, seed: 3, shapes: { augment: 1 } });
+    expect(splits.train.some((s) => s.imageDegradation !== undefined || s.image?.width !== 64)).toBe(true);
+    expect(splits.eval.every((s) => s.imageDegradation === undefined && s.image?.width === 64)).toBe(true);
   });
 
   it('collate right-pads rows; the schedule warms up then decays', () => {
