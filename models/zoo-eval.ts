@@ -41,14 +41,16 @@ export function judge(text: string, color: string, shape: string): Judged {
 
 export interface EvalImage {
   name: string;
+  /** 'original' or the variant kind (e.g. 'svg-32', 'jpeg-q50'). */
+  kind: string;
   bytes: Uint8Array;
   color: string;
   shape: string;
 }
 
 /**
- * `images` held-out single-shape scenes; each as rendered (the training renderer) and as one robustness variant,
- * cycling through the variant kinds so every kind is measured.
+ * `images` held-out single-shape scenes; each as rendered (the training renderer) and in every robustness variant
+ * (re-rendered and drawn by librsvg at 32, 96 and 224 px, blurred, JPEG, resized: 9 per scene).
  */
 export async function evalImages(images: number, seed: number, split: 'train' | 'eval' = 'eval'): Promise<{ original: EvalImage[]; variants: EvalImage[] }> {
   const ds = createShapesDataset({ seed, split, minShapes: 1, maxShapes: 1, numSamples: images });
@@ -57,10 +59,8 @@ export async function evalImages(images: number, seed: number, split: 'train' | 
   for (let i = 0; i < images; i++) {
     const s = ds.get(i);
     const { color, shape } = s.description[0];
-    original.push({ name: s.id, bytes: await shapeSamplePng(s), color, shape });
-    const all = await shapeVariants(s);
-    const v = all[i % all.length];
-    variants.push({ name: `${s.id}/${v.name}`, bytes: v.bytes, color, shape });
+    original.push({ name: s.id, kind: 'original', bytes: await shapeSamplePng(s), color, shape });
+    for (const v of await shapeVariants(s)) variants.push({ name: `${s.id}/${v.name}`, kind: v.name, bytes: v.bytes, color, shape });
   }
   return { original, variants };
 }
@@ -228,6 +228,7 @@ export async function evaluateTemplate(
   }
   const { original, variants } = await evalImages(o.images, o.seed, o.split);
   const zeroShot = file.startsWith('clip');
+  const byKind = new Map<string, { right: number; n: number }>();
   const score = async (set: EvalImage[]) => {
     let both = 0, color = 0, shape = 0;
     for (const img of set) {
@@ -236,6 +237,8 @@ export async function evaluateTemplate(
       color += j.color ? 1 : 0;
       shape += j.shape ? 1 : 0;
       both += j.color && j.shape ? 1 : 0;
+      const k = byKind.get(img.kind) ?? { right: 0, n: 0 };
+      byKind.set(img.kind, { right: k.right + (j.color && j.shape ? 1 : 0), n: k.n + 1 });
       o.log?.(`${img.name} (${img.color} ${img.shape}): ${text}`);
     }
     const n = set.length;
@@ -243,8 +246,11 @@ export async function evaluateTemplate(
   };
   const a = await score(original);
   const b = await score(variants);
+  const kinds: TemplateAccuracy = {};
+  for (const [kind, k] of byKind) if (kind !== 'original') kinds[`variant_${kind}`] = k.right / k.n;
   return {
     heldout: a.both, heldout_color: a.color, heldout_shape: a.shape,
     variants: b.both, variants_color: b.color, variants_shape: b.shape,
+    ...kinds,
   };
 }

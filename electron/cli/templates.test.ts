@@ -131,10 +131,13 @@ describe('templates', () => {
     // Every output node got its value: text in full, images as PNG files.
     const textOut = doc.nodes.filter((n) => n.type === 'io.text_output');
     expect(textOut.length + doc.nodes.filter((n) => n.type === 'io.image_output').length).toBeGreaterThan(0);
+    // A template that answers in words says something; a drawing template's answer is its picture (NExT-GPT's LLM
+    // answers with the signal tokens, and may say nothing after them).
+    const draws = doc.nodes.some((n) => n.type === 'io.image_output');
     for (const n of textOut) {
       const text = result.outputs[n.id]?.text;
       expect(typeof text, `text at '${n.id}'`).toBe('string');
-      expect((text as string).trim().length).toBeGreaterThan(0);
+      if (!draws) expect((text as string).trim().length, `text at '${n.id}'`).toBeGreaterThan(0);
     }
     for (const n of doc.nodes.filter((x) => x.type === 'io.image_output')) {
       const path = result.outputs[n.id]?.path as string;
