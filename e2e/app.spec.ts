@@ -105,10 +105,17 @@ test('an image embedded in the graph shows as a thumbnail and its size, and can 
   // The thumbnail decodes (a broken data URL would have no natural size).
   expect(await field.locator('img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(64);
   await screen(app, '09b-embedded-image');
+  // A file that is not an image is refused by name, and the embedded picture stays.
+  const notes = join(mkdtempSync(join(tmpdir(), 'composer-embed-')), 'notes.txt');
+  writeFileSync(notes, 'not a picture');
+  await field.locator('input[type="file"]').setInputFiles(notes);
+  await expect(field.getByRole('alert')).toContainText("'notes.txt' is not an image");
+  await expect(row).toContainText(/embedded · \d+ B/);
   const png = join(mkdtempSync(join(tmpdir(), 'composer-embed-')), 'red.png');
   writeFileSync(png, Buffer.from(RED_PNG_BASE64, 'base64'));
   await field.locator('input[type="file"]').setInputFiles(png);
   await expect(row).toContainText(`embedded · ${Buffer.from(RED_PNG_BASE64, 'base64').length} B`);
+  await expect(field.getByRole('alert')).toHaveCount(0);
   await field.getByRole('button', { name: 'Remove' }).click();
   await expect(row).toContainText('—');
   await expect(field.locator('img')).toHaveCount(0);

@@ -100,7 +100,8 @@ export async function saveGraph(saveAs = false): Promise<void> {
   }
 }
 
-async function toBase64(file: File): Promise<string> {
+/** A file's bytes as base64 (in chunks: spreading a whole large file into fromCharCode overflows the stack). */
+export async function fileToBase64(file: File): Promise<string> {
   const bytes = new Uint8Array(await file.arrayBuffer());
   let binary = '';
   for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
@@ -111,7 +112,7 @@ async function toBase64(file: File): Promise<string> {
 export async function importOnnx(file?: File): Promise<void> {
   try {
     const r = file
-      ? await client.call('model.importOnnx', { source: 'content', name: file.name, base64: await toBase64(file) })
+      ? await client.call('model.importOnnx', { source: 'content', name: file.name, base64: await fileToBase64(file) })
       : await client.call('model.importOnnx', { source: 'dialog' });
     if (r.cancelled) return;
     const s = store();

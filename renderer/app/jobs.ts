@@ -13,7 +13,7 @@ import {
   type PickedImage,
 } from '../store/jobs.js';
 import { composerStore } from '../store/store.js';
-import { currentDocument } from './actions.js';
+import { currentDocument, fileToBase64 } from './actions.js';
 
 const store = () => composerStore.getState();
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -52,10 +52,7 @@ export async function readImage(file: File): Promise<PickedImage> {
   if (!file.type.startsWith('image/') && !/\.(png|jpe?g|webp|gif|bmp|tiff?)$/i.test(file.name)) {
     throw new Error(`'${file.name}' is not an image (PNG, JPEG, WebP, GIF, BMP or TIFF)`);
   }
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  let binary = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  const base64 = btoa(binary);
+  const base64 = await fileToBase64(file);
   return { name: file.name, base64, dataUrl: `data:${file.type || 'image/png'};base64,${base64}` };
 }
 

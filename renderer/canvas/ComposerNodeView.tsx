@@ -6,7 +6,7 @@
 import { Handle, Position, type NodeProps } from '@xyflow/react';
 import { memo, type CSSProperties } from 'react';
 import type { NodeTypeInfoWire, PortSpecWire } from '../../electron/host/contract.js';
-import { formatCount, type NodeRunState } from '../store/jobs.js';
+import { formatBytes, formatCount, type NodeRunState } from '../store/jobs.js';
 import { formatShape, inHandle, outHandle, nodePorts, type ComposerNode } from '../store/model.js';
 import { useComposer, type ComposerState } from '../store/store.js';
 import { connectedHandles, nodeHeight, nodeProblems, portRowCentre, SHOWN_PARAMS, useLowDetail } from './detail.js';
@@ -246,10 +246,6 @@ export function embeddedLabel(v: unknown): string {
   if (typeof v !== 'string' || v === '') return '—';
   const padding = v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0;
   return `embedded · ${formatBytes((v.length * 3) / 4 - padding)}`;
-}
-
-function formatBytes(n: number): string {
-  return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
 function formatValue(v: unknown): string {

@@ -4,6 +4,7 @@
 import { useRef, useState, type CSSProperties } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import type { ParamInfoWire } from '../../electron/host/contract.js';
+import { readImage } from '../app/jobs.js';
 import { embeddedLabel } from '../canvas/ComposerNodeView.js';
 import { FAMILY_LABEL, familyColor } from '../canvas/theme.js';
 import { composerStore, useComposer } from '../store/store.js';
@@ -81,16 +82,14 @@ function EmbeddedImageField({ nodeId, value, onChange }: { nodeId: string; value
   const mime = value.startsWith('/9j/') ? 'image/jpeg' : value.startsWith('UklGR') ? 'image/webp' : 'image/png';
   const replace = async (file: File | undefined) => {
     if (!file) return;
-    if (!file.type.startsWith('image/')) {
-      setError(`'${file.name}' is not an image`);
-      return;
+    try {
+      const picked = await readImage(file);
+      setError(null);
+      composerStore.getState().setParam(nodeId, 'path', '');
+      onChange(picked.base64);
+    } catch (e) {
+      setError((e as Error).message);
     }
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    let binary = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    setError(null);
-    composerStore.getState().setParam(nodeId, 'path', '');
-    onChange(btoa(binary));
   };
   return (
     <div className="embedded-image" data-testid="embedded-image">
