@@ -9,6 +9,7 @@ import { runCommand, runUsage } from './cli/run.js';
 import { validateCommand, validateUsage } from './cli/validate.js';
 import { inspectCommand, inspectUsage } from './cli/inspect.js';
 import { trainCommand, trainUsage } from './cli/train.js';
+import { evalCommand, evalUsage } from './cli/eval.js';
 
 type Command = (argv: string[], out: (line: string) => void) => Promise<number>;
 
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   validate: { run: validateCommand, usage: validateUsage },
   inspect: { run: inspectCommand, usage: inspectUsage },
   train: { run: trainCommand, usage: trainUsage },
+  eval: { run: evalCommand, usage: evalUsage },
 };
 
 function help(): string {

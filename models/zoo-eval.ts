@@ -7,11 +7,10 @@ import { join } from 'node:path';
 import { type GraphDocument, parseGraphDocument } from '../electron/engine/document.js';
 import { type Executor } from '../electron/engine/executor.js';
 import { mapRunInputs } from '../electron/engine/run.js';
-import { SHAPE_COLORS, SHAPE_KINDS, SHAPE_PALETTE, createShapesDataset, shapeSamplePng, shapeVariants } from '../electron/engine/datasets/index.js';
-import { imagesToPng } from '../electron/engine/host-steps/io.js';
-import { type RgbImage, decodeImage, encodePng } from '../electron/engine/image.js';
-import type { Tensor } from '../electron/onnx/ir.js';
+import { SHAPE_COLORS, SHAPE_KINDS, createShapesDataset, shapeSamplePng, shapeVariants } from '../electron/engine/datasets/index.js';
+import { decodeImage } from '../electron/engine/image.js';
 import { judge, readDrawing } from '../electron/engine/eval/metrics/shapes.js';
+import { drawRequest as drawWith } from '../electron/engine/eval/runner.js';
 
 // The readers moved into the engine (eval metrics); re-exported for the zoo's tests and the e2e specs.
 export { judge, readDrawing, type Judged } from '../electron/engine/eval/metrics/shapes.js';
@@ -75,22 +74,11 @@ async function evaluateDrawing(
   doc: GraphDocument,
   o: { seeds: number; baseDir?: string; log?: (line: string) => void; save?: (name: string, png: Uint8Array) => void },
 ): Promise<TemplateAccuracy> {
-  const sampler = doc.nodes.find((n) => n.type === 'diffusion.sampler');
-  if (!sampler) throw new Error(`${file}: no diffusion.sampler node`);
-  const blank = await encodePng({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 3).fill(128) });
-  const hasImageInput = doc.nodes.some((n) => n.type === 'io.image');
   let n = 0, color = 0, shape = 0, both = 0;
   for (const c of SHAPE_COLORS) {
     for (const k of SHAPE_KINDS) {
       for (let seed = 1; seed <= o.seeds; seed++) {
-        // Another drawing of the same request: other starting noise (the graph's own seed would re-seed weights).
-        const run = structuredClone(doc);
-        for (const n of run.nodes) if (n.type === 'diffusion.noise' || n.type === 'diffusion.sampler') n.params = { ...n.params, seed };
-        const inputs = mapRunInputs(run, { prompt: drawRequest(c, k), ...(hasImageInput ? { image: { name: 'blank.png', bytes: blank } } : {}) });
-        const res = await executor.run(run, { baseDir: o.baseDir ?? GRAPHS, inputs, targets: [sampler.id] });
-        const image = res.outputs[sampler.id]?.image;
-        if (!image || typeof image === 'string') throw new Error(`${file}: sampler '${sampler.id}' gave no image`);
-        const [png] = await imagesToPng(image as Tensor, '-1..1', `${file} drawing`);
+        const { png } = await drawWith(executor, doc, { baseDir: o.baseDir ?? GRAPHS, request: drawRequest(c, k), seed });
         o.save?.(`${c}-${k}-${seed}.png`, png);
         const seen = readDrawing(await decodeImage(png));
         n++;

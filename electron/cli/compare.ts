@@ -5,8 +5,11 @@ import { z } from 'zod';
 import { type CompareProgress, type VariantResult, compareVariants, runInputsFor } from '../engine/compare.js';
 import { UsageError, parseArgs, validateFlags } from './args.js';
 import { loadGraph } from './graph-file.js';
+import { compareOnDatasetCommand, datasetCompareFlags } from './compare-dataset.js';
 
-export const compareUsage = 'vlmc compare GRAPH --node ID --with TYPE[,TYPE...] [--image PATH]... [--prompt TEXT] [--json]';
+export const compareUsage =
+  'vlmc compare GRAPH --node ID --with TYPE[,TYPE...] [--image PATH]... [--prompt TEXT] [--json]\n' +
+  '  vlmc compare GRAPH --node ID --with TYPE[,TYPE...] --dataset shapes|PATH [--task T] [--limit N] [--train-steps N --recipe R [--reinit]] [--out DIR] [--json]';
 
 const flagsSchema = z
   .object({
@@ -16,6 +19,7 @@ const flagsSchema = z
     'prompt-node': z.string().min(1).optional(),
     out: z.string().min(1).optional(),
     json: z.boolean().default(false),
+    ...datasetCompareFlags,
   })
   .strict();
 
@@ -64,12 +68,18 @@ export function formatTable(variants: VariantResult[]): string[] {
 
 export async function compareCommand(argv: string[], out: (line: string) => void): Promise<number> {
   const { values: images, rest } = takeRepeated(argv, 'image');
-  const { positionals, flags } = parseArgs(rest, ['json']);
+  const { positionals, flags } = parseArgs(rest, ['json', 'reinit']);
   const opts = validateFlags(flagsSchema, flags);
   if (positionals.length !== 1) throw new UsageError(`usage: ${compareUsage}`);
   const { doc, baseDir } = loadGraph(positionals[0]);
   const candidates = opts.with.split(',').map((s) => s.trim()).filter(Boolean);
   if (candidates.length === 0) throw new UsageError('--with: give at least one type, e.g. --with mlp,linear');
+  if (opts.dataset !== undefined) {
+    if (images.length) throw new UsageError('--image and --dataset do not go together: the dataset gives the images');
+    return compareOnDatasetCommand({ ...opts, dataset: opts.dataset, node: opts.node }, { doc, baseDir, candidates, graphArg: positionals[0] }, out);
+  }
+  const datasetOnly = (['train-steps', 'recipe', 'reinit', 'task', 'limit', 'split'] as const).find((k) => flags[k] !== undefined);
+  if (datasetOnly) throw new UsageError(`--${datasetOnly} compares on a dataset: give --dataset shapes or a dataset file`);
   const inputs = runInputsFor(doc, { prompt: opts.prompt, promptNode: opts['prompt-node'] });
   const events: string[] = [];
   const onEvent = (e: CompareProgress) => {

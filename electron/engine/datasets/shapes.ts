@@ -156,6 +156,15 @@ function variedCaptionFor(shapes: readonly ShapeSpec[], rng: Rng): string {
   return joinPhrases(shapes.map((s) => rng.pick(VARIED_PHRASES)(s)));
 }
 
+/**
+ * Reference captions of a scene, as several people would write them (COCO has five per image): every shape in
+ * each of the VARIED_PHRASES in turn, so the full caption first and then the shorter phrasings. Eval scores
+ * predictions against all of them.
+ */
+export function referenceCaptionsFor(shapes: readonly ShapeSpec[]): string[] {
+  return [...new Set(VARIED_PHRASES.map((p) => joinPhrases(shapes.map(p))))];
+}
+
 function joinPhrases(parts: readonly string[]): string {
   if (parts.length === 0) throw new DatasetError('a shapes caption needs at least one shape');
   if (parts.length === 1) return parts[0];
