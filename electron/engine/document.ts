@@ -33,11 +33,28 @@ export const adapterSpecSchema = z.strictObject({
 });
 export type AdapterSpec = z.infer<typeof adapterSpecSchema>;
 
-export const nodeWeightsSchema = z.strictObject({
-  /** Relative to the graph file's folder (or absolute). */
-  path: z.string().min(1),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'sha256 must be 64 lowercase hex digits'),
+/** Weights read from a Hugging Face model folder where it lies: which architecture part this node holds. */
+export const hfWeightsRefSchema = z.strictObject({
+  /** `architectures/<id>.ts` of electron/formats/hf. */
+  architecture: z.string().min(1),
+  /** The part of that architecture this node holds ('decoder', 'vision', …). */
+  part: z.string().min(1),
+  /** sha256 over the shards' names, sizes and headers at import time: a replaced file is an error naming it. */
+  fingerprint: z.string().regex(/^[0-9a-f]{64}$/, 'fingerprint must be 64 lowercase hex digits'),
 });
+export type HfWeightsRef = z.infer<typeof hfWeightsRefSchema>;
+
+export const nodeWeightsSchema = z
+  .strictObject({
+    /** Relative to the graph file's folder (or absolute): a safetensors file, or with `hf` a model folder. */
+    path: z.string().min(1),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'sha256 must be 64 lowercase hex digits').optional(),
+    hf: hfWeightsRefSchema.optional(),
+  })
+  .refine((w) => (w.sha256 === undefined) !== (w.hf === undefined), {
+    message: 'weights need either a sha256 (a safetensors file) or hf (a Hugging Face folder), not both',
+  });
+export type NodeWeights = z.infer<typeof nodeWeightsSchema>;
 
 export const docNodeSchema = z.strictObject({
   id: nodeIdSchema,
@@ -47,6 +64,11 @@ export const docNodeSchema = z.strictObject({
   frozen: z.boolean().default(false),
   adapters: z.array(adapterSpecSchema).default([]),
   weights: nodeWeightsSchema.optional(),
+  /**
+   * Weights to initialise from the seed although the weights file is loaded (names, or prefixes ending in '.'): the
+   * explicit way to start part of a checkpointed node afresh; `vlmc inspect` and the node show them.
+   */
+  freshWeights: z.array(z.string().min(1)).optional(),
 });
 export type DocNode = z.infer<typeof docNodeSchema>;
 

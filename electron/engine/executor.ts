@@ -14,7 +14,8 @@ import type { NodeTypeDef, OnnxFragment, PortSpec } from '../nodes/types.js';
 import { applyAdapters } from '../nodes/adapters/index.js';
 import { OutputCache, type CachedValue } from './cache.js';
 import { type ComposeOptions, type ComposedModel, type FusedPart, composeFragments } from './compose.js';
-import { type DocNode, type GraphDocument, weightOwnerOf } from './document.js';
+import { type DocNode, type GraphDocument, type NodeWeights, weightOwnerOf } from './document.js';
+import { loadHfNodeWeights } from '../formats/hf/weights.js';
 import { embedFromTable, generate } from './generate.js';
 import { hostSteps as ioHostSteps } from './host-steps/io.js';
 import { diffusionHostSteps } from './host-steps/diffusion.js';
@@ -47,6 +48,11 @@ export interface RunOptions {
   targets?: string[];
   /** Run-time data for input nodes (a dropped image, a typed prompt), by node id. */
   inputs?: Record<string, RunInput>;
+  /**
+   * Given outputs of nodes, by node id then port (`vlmc run --feed`): such a node does not run and its consumers
+   * read these tensors (e.g. another implementation's input_ids, to compare outputs on the very same inputs).
+   */
+  feeds?: Record<string, Record<string, Tensor>>;
   signal?: AbortSignal;
   onEvent?: (e: RunEvent) => void;
 }
@@ -138,6 +144,13 @@ export class Executor {
     for (const id of plan.order) {
       if (opts.signal?.aborted) throw new RunCancelled('run cancelled');
       const node = plan.node(id);
+      const fed = opts.feeds?.[id];
+      if (fed) {
+        keys.set(id, hashKey(Object.entries(fed).map(([port, t]) => [port, t.dtype, t.dims, hashBytes(tensorBytes(t))])));
+        result.outputs[id] = { ...fed };
+        opts.onEvent?.({ type: 'cached', node: id });
+        continue;
+      }
       const key = this.contentKey(plan, node, keys, opts);
       keys.set(id, key);
       const hit = this.cache.get(key);
@@ -277,11 +290,13 @@ export class Executor {
       inputsEmbeds: feeds.inputs_embeds,
       attentionMask: feeds.attention_mask,
       maxNewTokens: params.max_new_tokens,
-      stopTokens: eos === undefined ? [] : [eos],
+      stopTokens: params.eos_token_ids ?? (eos === undefined ? [] : [eos]),
       sampling: params.temperature > 0 ? { temperature: params.temperature, topK: params.top_k, topP: params.top_p } : undefined,
       seed: params.sample_seed,
       useCache: params.use_cache,
-      vocabLimit: tok.vocabSize,
+      // The built-in tokenizer cannot decode ids past its 316 tokens (a real-size preset's vocabulary is larger);
+      // a model's own tokenizer.json decodes what transformers would generate, so its argmax spans every logit.
+      vocabLimit: params.tokenizer === 'builtin' ? tok.vocabSize : undefined,
       signal: opts.signal,
       decode: (ids) => tok.decode(ids),
       onToken: (e) => opts.onEvent?.({ type: 'progress', node: id, step: e.step + 1, total: params.max_new_tokens, detail: 'token' }),
@@ -320,7 +335,7 @@ export class Executor {
       const seed = nodeSeed(plan.doc.seed ?? 0, owner);
       const loaded = plan.loadWeights(owner, id);
       const own = loaded && new Map([...loaded].filter(([k]) => !k.startsWith(ADAPTER_WEIGHT_PREFIX)));
-      let fragment = def.build(plan.params(id), { nodeId: id, seed, inputShapes: plan.shapes(id).inputs, weights: own });
+      let fragment = def.build(plan.params(id), { nodeId: id, seed, inputShapes: plan.shapes(id).inputs, weights: own, freshWeights: plan.node(id).freshWeights });
       // Adapters are rewrites of the built fragment (node.adapters, in order), with their stored weights if any.
       const adapters: BuiltNode['adapters'] = { trainable: [], auxLosses: [] };
       const specs = plan.node(id).adapters;
@@ -522,6 +537,20 @@ export class RunPlan {
     const spec = this.node(source).weights;
     if (!spec) return undefined;
     const path = isAbsolute(spec.path) ? spec.path : resolve(this.opts.baseDir, spec.path);
+    if (spec.hf) {
+      // A Hugging Face folder: the architecture file maps this node's part (for its params) onto the shards.
+      const key = `${path}#${spec.hf.part}#${hashKey(this.node(source).params)}`;
+      let mapped = this.weightCache.get(key);
+      if (!mapped) {
+        try {
+          mapped = loadHfNodeWeights(path, spec.hf, this.node(source).params as Record<string, unknown>);
+        } catch (e) {
+          throw new RunError(`node '${source}': cannot load weights from '${spec.path}': ${(e as Error).message}`, source);
+        }
+        this.weightCache.set(key, mapped);
+      }
+      return source === forNode ? mapped : new Map([...mapped].filter(([k]) => k === WORD_EMBEDDING));
+    }
     let all = this.weightCache.get(path);
     if (!this.weightCache.has(path)) {
       try {
@@ -552,8 +581,9 @@ export class RunPlan {
       type: node.type,
       typeVersion: node.typeVersion,
       params,
-      weights: this.node(this.weightSource(id)).weights?.sha256 ?? this.node(this.weightSource(id)).weights?.path,
+      weights: weightsIdentity(this.node(this.weightSource(id)).weights),
       adapters: node.adapters,
+      freshWeights: node.freshWeights,
       seed: def.build ? nodeSeed(this.doc.seed ?? 0, owner) : undefined,
       shapes: def.build ? this.shapes(id).inputs : undefined,
     };
@@ -576,6 +606,18 @@ export class RunPlan {
     }
     return values;
   }
+}
+
+function tensorBytes(t: Tensor): Uint8Array {
+  const d = t.data as ArrayBufferView;
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+}
+
+/** What identifies a node's weights in cache keys: the file's sha256, or the folder's fingerprint and part. */
+function weightsIdentity(w: NodeWeights | undefined): string | undefined {
+  if (!w) return undefined;
+  if (w.hf) return `${w.hf.fingerprint}:${w.hf.architecture}:${w.hf.part}`;
+  return w.sha256 ?? w.path;
 }
 
 function topoOrder(doc: GraphDocument, subset: Set<string>): string[] {

@@ -69,7 +69,14 @@ export const graphDocumentWireSchema = z.object({
       params: z.record(z.string(), z.unknown()),
       frozen: z.boolean(),
       adapters: z.array(z.unknown()),
-      weights: z.object({ path: z.string(), sha256: z.string() }).optional(),
+      weights: z
+        .object({
+          path: z.string(),
+          sha256: z.string().optional(),
+          hf: z.object({ architecture: z.string(), part: z.string(), fingerprint: z.string() }).optional(),
+        })
+        .optional(),
+      freshWeights: z.array(z.string()).optional(),
     }).loose(),
   ),
   edges: z.array(z.object({ from: portRef, to: portRef }).loose()),
@@ -106,6 +113,34 @@ const importedPort = z.object({
   dtype: z.string(),
   shape: z.array(z.union([z.number(), z.string(), z.null()])).nullable(),
 });
+
+/**
+ * A Hugging Face model folder the user imported (Models panel; the host keeps the list in its data folder). The
+ * weights stay where they lie; `uploaded` marks a copy the browser uploaded into the app's data folder.
+ */
+export const importedModelSchema = z.object({
+  dir: z.string().min(1),
+  name: z.string(),
+  /** Our architecture mapping (electron/formats/hf/architectures/<id>.ts) and the config's class. */
+  architecture: z.string(),
+  class: z.string(),
+  /** Elements of the folder's float tensors. */
+  parameters: z.number().int().nonnegative(),
+  /** Stored dtypes of the weights (`bfloat16`, `float16`, `float32` …). */
+  dtypes: z.array(z.string()),
+  weightBytes: z.number().nonnegative(),
+  /** Every file of the folder (hub-cache links counted at their blob's size). */
+  diskBytes: z.number().nonnegative(),
+  fileCount: z.number().int().nonnegative(),
+  importedAt: z.string(),
+  uploaded: z.boolean(),
+});
+
+/** Folders a browser uploads (files of a dropped folder) go in chunks; the upload is refused above this size. */
+export const MAX_FOLDER_UPLOAD_BYTES = 512 * 2 ** 20;
+const uploadId = z.string().regex(/^[A-Za-z0-9-]{8,64}$/, 'an upload id is 8 to 64 letters, digits or dashes');
+/** A dropped folder uploaded by the browser (model.uploadFile) into the app's data folder. */
+const uploadedFolder = z.object({ source: z.literal('upload'), uploadId, folder: z.string().min(1) });
 
 /** Built-in datasets (procedural, no files); anything else in `dataset` is a file path the user picked. */
 export const BUILTIN_DATASETS = ['shapes'] as const;
@@ -259,6 +294,44 @@ export const methods = {
       }),
     ]),
   },
+  /**
+   * A Hugging Face model folder (`save_pretrained` layout or a hub-cache snapshot) as a graph whose nodes read the
+   * folder's weights where they lie; the folder joins the Models list. `path`: a folder (or its config.json) the OS
+   * gave for a drop (Electron), or a path typed in browser mode, where the page is the user (the host is theirs).
+   */
+  'model.importFolder': {
+    params: z.discriminatedUnion('source', [fromDialog, fromPath, uploadedFolder]),
+    result: z.union([
+      z.object({ cancelled: z.literal(true) }),
+      z.object({ cancelled: z.literal(false), document: graphDocumentWireSchema, model: importedModelSchema, notes: z.array(z.string()) }),
+    ]),
+  },
+  /** One chunk of one file of a dropped folder (browser mode); chunks of a file arrive in order (`offset`). */
+  'model.uploadFile': {
+    params: z.object({
+      uploadId,
+      folder: z.string().min(1),
+      /** '/'-separated, relative to the folder. */
+      path: z.string().min(1),
+      offset: z.number().int().nonnegative(),
+      base64: z.string(),
+    }),
+    result: z.object({ uploadBytes: z.number().nonnegative() }),
+  },
+  /** The imported folders, newest first, and the machine's memory (for the estimate before loading). */
+  'models.list': {
+    params: empty,
+    result: z.object({
+      models: z.array(importedModelSchema),
+      memory: z.object({ totalBytes: z.number().nonnegative(), freeBytes: z.number().nonnegative() }),
+      /** The most a dropped folder may hold to be uploaded (browser mode); a larger one is imported by its path. */
+      uploadLimitBytes: z.number().int().positive(),
+      /** Set when the list file was damaged (it is kept aside, named here, and a fresh list started). */
+      warning: z.string().optional(),
+    }),
+  },
+  /** Removes a folder from the list (its files stay where they are). */
+  'models.remove': { params: z.object({ dir: z.string().min(1) }), result: z.object({ models: z.array(importedModelSchema) }) },
   'catalog.ports': {
     /** A node's real ports for its params (they depend on the params for `model.onnx_import`). */
     params: z.object({ type: z.string().min(1), params: z.record(z.string(), z.unknown()).default({}) }),
@@ -436,6 +509,11 @@ export type WsFrame =
 export interface ComposerBridge {
   invoke(method: string, params: unknown): Promise<Reply>;
   onEvent(listener: (event: HostEvent) => void): () => void;
+  /**
+   * The path of a file or folder dropped on the window (Electron's webUtils), which the host then lets the renderer
+   * read as a pick; null for anything that has no path (e.g. a File made by a script).
+   */
+  pathForFile?(file: File): Promise<string | null>;
 }
 
 /** Shared types the renderer uses. */
@@ -448,6 +526,7 @@ export type TrainConfig = z.input<typeof trainConfig>;
 export type ParsedTrainConfig = z.output<typeof trainConfig>;
 export type RunImage = z.infer<typeof runImageSchema>;
 export type RunInputs = z.infer<typeof runInputsSchema>;
+export type ImportedModel = z.infer<typeof importedModelSchema>;
 
 /** Turns a zod error into one line naming the fields, e.g. `nodes[2].type: expected string`. */
 export function describeZodError(error: z.ZodError, what: string): string {

@@ -61,6 +61,31 @@ export interface ParamStoreOptions {
   overrides?: Map<string, Tensor>;
   /** Allocate no data: initializers get their dims and an empty buffer (for parameter counts of real presets). */
   meta?: boolean;
+  /** Weights to initialise freshly even though `overrides` (a checkpoint) is given (names or prefixes ending '.'). */
+  freshWeights?: readonly string[];
+}
+
+/**
+ * Whether `name` is one of the weights the user asked to initialise freshly: exact, under a prefix ending '.', or
+ * '*' (every weight the file lacks).
+ */
+export function isFreshWeight(name: string, fresh: readonly string[] | undefined): boolean {
+  return (fresh ?? []).some((f) => f === '*' || (f.endsWith('.') ? name.startsWith(f) : name === f));
+}
+
+/**
+ * The trainable weights a checkpoint lacks, when it holds some of the node's weights but not all, less those asked
+ * for fresh: an error naming them (a tensor missing from a file must not be filled with random values silently).
+ */
+export function missingCheckpointWeights(what: string, weights: readonly string[], supplied: Map<string, unknown> | undefined, fresh: readonly string[] | undefined): Error | undefined {
+  if (!supplied || ![...supplied.keys()].some((k) => weights.includes(k))) return undefined;
+  const missing = weights.filter((w) => !supplied.has(w) && !isFreshWeight(w, fresh));
+  if (missing.length === 0) return undefined;
+  const some = missing.slice(0, 6).map((n) => `'${n}'`).join(', ');
+  return new NodeBuildError(
+    `${what}: the weights file lacks ${missing.length} of this node's weights (${some}${missing.length > 6 ? ', …' : ''}); ` +
+      `supply them, or list them under the node's freshWeights to initialise them from the seed`,
+  );
 }
 
 /**
@@ -93,6 +118,8 @@ export class ParamStore {
 
   /** Throws when supplied tensors were not used (a typo or a checkpoint for another architecture). */
   finish(): string[] {
+    const missing = missingCheckpointWeights(this.opts.what, this.weights, this.opts.overrides, this.opts.freshWeights);
+    if (missing) throw missing;
     const unused = [...(this.opts.overrides?.keys() ?? [])].filter((k) => !this.used.has(k));
     if (unused.length) {
       const some = unused.slice(0, 8).map((n) => `'${n}'`).join(', ');
@@ -177,7 +204,7 @@ export function openScope(type: string, ctx: BuildContext): Scope {
   const graph = emptyGraph(`${type}:${ctx.nodeId}`);
   const b = new GraphBuilder(graph);
   const what = `${type} node '${ctx.nodeId}'`;
-  const p = new ParamStore(b, { what, seed: ctx.seed, overrides: ctx.weights, meta: isMetaBuild(ctx) });
+  const p = new ParamStore(b, { what, seed: ctx.seed, overrides: ctx.weights, meta: isMetaBuild(ctx), freshWeights: ctx.freshWeights });
   return { b, p, what };
 }
 

@@ -134,9 +134,10 @@ describe('initialisation', () => {
   it('user-supplied weights replace the init by name; wrong names and shapes are errors naming node and tensor', () => {
     const name = 'vision_model.embeddings.class_embedding';
     const mine = tensorFromNumbers('float32', [64], Array.from({ length: 64 }, (_, i) => i / 64));
-    const f = build('encoder.clip_vit', {}, { weights: new Map([[name, mine]]) });
+    expect(() => build('encoder.clip_vit', {}, { weights: new Map([[name, mine]]) })).toThrow(/lacks \d+ of this node's weights/);
+    const f = build('encoder.clip_vit', {}, { weights: new Map([[name, mine]]), freshWeights: ['*'] });
     expect(Array.from(f.graph.initializers.get(name)?.data as Float32Array)).toEqual(Array.from(mine.data as Float32Array));
-    expect(() => build('encoder.clip_vit', {}, { weights: new Map([[name, tensorFromNumbers('float32', [32], new Array(32).fill(0))]]) })).toThrow(
+    expect(() => build('encoder.clip_vit', {}, { weights: new Map([[name, tensorFromNumbers('float32', [32], new Array(32).fill(0))]]), freshWeights: ['*'] })).toThrow(
       /encoder\.clip_vit node 'n1': supplied weight 'vision_model\.embeddings\.class_embedding' has shape \[32\], expected \[64\]/,
     );
     expect(() => build('encoder.clip_vit', {}, { weights: new Map([['vision_model.nope', mine]]) })).toThrow(/'vision_model\.nope'/);

@@ -146,7 +146,8 @@ describe('generator.unet (tiny preset) in onnxruntime', () => {
       ['conv_out.weight', { dtype: 'float32', dims: [3, 32, 3, 3], data: new Float32Array(3 * 32 * 9) }],
       ['conv_out.bias', { dtype: 'float32', dims: [3], data: Float32Array.from([0.5, -1, 2]) }],
     ]);
-    const frag = buildUnet(params, { nodeId: 'u2', seed: 3, inputShapes: {}, weights });
+    expect(() => buildUnet(params, { nodeId: 'u2', seed: 3, inputShapes: {}, weights })).toThrow(/u2.*lacks \d+ of this node's weights/);
+    const frag = buildUnet(params, { nodeId: 'u2', seed: 3, inputShapes: {}, weights, freshWeights: ['*'] });
     const out = (await runModel(newModel(frag.graph, frag.opset), { sample: first(sample2), timestep: ts([5]), encoder_hidden_states: first(cond2) })).out_sample;
     const d = out.data as Float32Array;
     expect(d[0]).toBe(0.5);

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { GraphBuilder } from '../onnx/builder.js';
 import { type Dim, type Graph, type Tensor, emptyGraph, tensorFromNumbers, tensorSize, tensorToNumbers } from '../onnx/ir.js';
 import { Rng } from '../engine/rng.js';
-import { MASK_VALUE, isMetaBuild } from './blocks.js';
+import { MASK_VALUE, isMetaBuild, missingCheckpointWeights } from './blocks.js';
 import type { BuildContext, NodeTypeDef, OnnxFragment, PortSpec, ResolvedShapes } from './types.js';
 
 export const OPSET = 17;
@@ -55,9 +55,33 @@ export interface DecoderConfig {
   ropeTheta: number;
   tieWordEmbeddings: boolean;
   initStd: number;
+  /** Per-head width; hidden_size / num_heads unless the checkpoint says otherwise (llama flavour). */
+  headDim: number;
+  /** Which attention projections carry a bias (llama flavour: Qwen2 'qkv', LLaMA attention_bias 'all'). */
+  attentionBias: AttentionBias;
+  /** Rotary frequency scaling (llama flavour), as transformers' rope_scaling. */
+  ropeScaling: RopeScaling | null;
+  /** Keys further back than this many positions are not attended (Mistral, Qwen2 sliding-window attention). */
+  slidingWindow: number | null;
 }
 
-type PresetDims = Omit<DecoderConfig, 'initStd'>;
+export const ATTENTION_BIAS = ['none', 'qkv', 'all'] as const;
+export type AttentionBias = (typeof ATTENTION_BIAS)[number];
+
+/** transformers' `rope_scaling` kinds Composer computes (both change only the rotary frequencies). */
+export const ropeScalingSchema = z.discriminatedUnion('rope_type', [
+  z.strictObject({ rope_type: z.literal('linear'), factor: z.number().positive() }),
+  z.strictObject({
+    rope_type: z.literal('llama3'),
+    factor: z.number().positive(),
+    low_freq_factor: z.number().positive(),
+    high_freq_factor: z.number().positive(),
+    original_max_position_embeddings: z.number().int().positive(),
+  }),
+]);
+export type RopeScaling = z.infer<typeof ropeScalingSchema>;
+
+type PresetDims = Omit<DecoderConfig, 'initStd' | 'headDim' | 'attentionBias' | 'ropeScaling' | 'slidingWindow'>;
 
 const FLAVOUR_DEFAULTS: Record<Flavour, Pick<DecoderConfig, 'normEps' | 'tieWordEmbeddings' | 'ropeTheta'>> = {
   gpt2: { normEps: 1e-5, tieWordEmbeddings: true, ropeTheta: 10000 },
@@ -119,6 +143,10 @@ export const DecoderParams = z.object({
   norm_eps: z.number().positive().optional(),
   rope_theta: z.number().positive().optional(),
   tie_word_embeddings: z.boolean().optional(),
+  head_dim: int().optional(),
+  attention_bias: z.enum(ATTENTION_BIAS).default('none'),
+  rope_scaling: ropeScalingSchema.nullable().default(null),
+  sliding_window: int().nullable().default(null),
   init_std: z.number().positive().default(0.02),
   // Generation (used when the `text` output is connected); they never change the built model.
   max_new_tokens: z.number().int().positive().max(4096).default(16),
@@ -128,9 +156,10 @@ export const DecoderParams = z.object({
   sample_seed: z.number().int().nonnegative().default(0),
   use_cache: z.boolean().default(true),
   tokenizer: z.string().default('builtin'),
+  eos_token_ids: z.array(z.number().int().nonnegative()).nullable().default(null),
 });
 /** Params that only steer generation: excluded from the build key so changing them reuses the session. */
-export const GENERATION_PARAMS = ['max_new_tokens', 'temperature', 'top_k', 'top_p', 'sample_seed', 'use_cache', 'tokenizer'] as const;
+export const GENERATION_PARAMS = ['max_new_tokens', 'temperature', 'top_k', 'top_p', 'sample_seed', 'use_cache', 'tokenizer', 'eos_token_ids'] as const;
 export type DecoderParamsInput = z.input<typeof DecoderParams>;
 export type DecoderParamsValue = z.output<typeof DecoderParams>;
 
@@ -152,6 +181,13 @@ const DECODER_PARAM_DOCS: Record<keyof DecoderParamsValue, string> = {
   norm_eps: 'Epsilon of LayerNorm / RMSNorm. Default: 1e-5 (gpt2, opt), 1e-6 (llama tiny), 1e-5 (vicuna-7b).',
   rope_theta: 'Rotary base θ (llama only). Default 10000.',
   tie_word_embeddings: 'Use the word embedding as the LM head. Default: true for gpt2/opt, false for llama.',
+  head_dim: 'Per-head width (llama only) when it is not hidden_size / num_heads. Default: hidden_size / num_heads.',
+  attention_bias:
+    "Biases of the attention projections (llama only): 'none' (LLaMA, Mistral), 'qkv' (Qwen2: q, k, v but not o), 'all'.",
+  rope_scaling:
+    "Rotary frequency scaling (llama only), as transformers' rope_scaling: null, {rope_type:'linear', factor} or " +
+    "{rope_type:'llama3', factor, low_freq_factor, high_freq_factor, original_max_position_embeddings}.",
+  sliding_window: 'Sliding-window attention (llama only: Mistral, Qwen2): keys more than this many positions back are masked. null = off.',
   init_std: 'Std of the N(0, σ²) initialisation of linear and embedding weights (HF initializer_range).',
   max_new_tokens: 'Generation: at most this many new tokens (stops earlier at </s>).',
   temperature: 'Generation: softmax temperature; 0 = greedy decoding.',
@@ -160,6 +196,7 @@ const DECODER_PARAM_DOCS: Record<keyof DecoderParamsValue, string> = {
   sample_seed: 'Generation: seed of the sampling RNG (sampling is reproducible for a seed).',
   use_cache: 'Generation: reuse keys/values of earlier positions (KV cache) instead of re-running the whole sequence.',
   tokenizer: "Generation: tokenizer used to turn generated ids into text ('builtin' or a tokenizer.json path).",
+  eos_token_ids: "Generation: token ids that end the answer (generation_config.json's eos_token_id); null = the tokenizer's eos.",
 };
 
 /** Resolves preset + overrides into concrete dims, checking every constraint with a message naming the param. */
@@ -194,9 +231,13 @@ export function resolveDecoderConfig(params: DecoderParamsInput, what = 'llm.dec
     ropeTheta: p.rope_theta ?? base.ropeTheta,
     tieWordEmbeddings: p.tie_word_embeddings ?? base.tieWordEmbeddings,
     initStd: p.init_std,
+    headDim: p.head_dim ?? (p.hidden_size ?? base.hiddenSize) / numHeads,
+    attentionBias: p.attention_bias,
+    ropeScaling: p.rope_scaling,
+    slidingWindow: p.sliding_window,
   };
   const fail = (why: string) => new LlmError(`${what}: ${why}`);
-  if (cfg.hiddenSize % cfg.numHeads !== 0) {
+  if (p.head_dim === undefined && cfg.hiddenSize % cfg.numHeads !== 0) {
     throw fail(`hidden_size ${cfg.hiddenSize} is not divisible by num_heads ${cfg.numHeads}`);
   }
   if (cfg.numHeads % cfg.numKvHeads !== 0) {
@@ -205,14 +246,24 @@ export function resolveDecoderConfig(params: DecoderParamsInput, what = 'llm.dec
   if (flavour !== 'llama' && cfg.numKvHeads !== cfg.numHeads) {
     throw fail(`num_kv_heads (grouped-query attention) is only available for flavour 'llama', not '${flavour}'`);
   }
-  if (flavour === 'llama' && (cfg.hiddenSize / cfg.numHeads) % 2 !== 0) {
-    throw fail(`rotary embeddings need an even head size, got ${cfg.hiddenSize / cfg.numHeads}`);
+  if (flavour !== 'llama') {
+    const llamaOnly: Array<[string, boolean]> = [
+      ['head_dim', p.head_dim !== undefined && p.head_dim !== cfg.hiddenSize / cfg.numHeads],
+      ['attention_bias', cfg.attentionBias !== 'none'],
+      ['rope_scaling', cfg.ropeScaling !== null],
+      ['sliding_window', cfg.slidingWindow !== null],
+    ];
+    for (const [name, set] of llamaOnly) if (set) throw fail(`${name} is only available for flavour 'llama', not '${flavour}'`);
+  }
+  if (!Number.isInteger(cfg.headDim)) throw fail(`hidden_size ${cfg.hiddenSize} / num_heads ${cfg.numHeads} is not a whole head size; set head_dim`);
+  if (flavour === 'llama' && cfg.headDim % 2 !== 0) {
+    throw fail(`rotary embeddings need an even head size, got ${cfg.headDim}`);
   }
   return cfg;
 }
 
 export function headDim(cfg: DecoderConfig): number {
-  return cfg.hiddenSize / cfg.numHeads;
+  return cfg.headDim;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -232,6 +283,7 @@ export function decoderWeightSpecs(cfg: DecoderConfig): WeightSpec[] {
   const F = cfg.intermediateSize;
   const V = cfg.vocabSize;
   const kvD = cfg.numKvHeads * headDim(cfg);
+  const qD = cfg.numHeads * headDim(cfg);
   const normal = (std = cfg.initStd): WeightInit => ({ kind: 'normal', std });
   const zeros: WeightInit = { kind: 'zeros' };
   const ones: WeightInit = { kind: 'ones' };
@@ -282,10 +334,11 @@ export function decoderWeightSpecs(cfg: DecoderConfig): WeightSpec[] {
     for (let i = 0; i < cfg.numLayers; i++) {
       const l = `layers.${i}`;
       add(`${l}.input_layernorm.weight`, [D], ones);
-      linear(`${l}.self_attn.q_proj`, D, D, false);
-      linear(`${l}.self_attn.k_proj`, kvD, D, false);
-      linear(`${l}.self_attn.v_proj`, kvD, D, false);
-      linear(`${l}.self_attn.o_proj`, D, D, false);
+      const qkvBias = cfg.attentionBias !== 'none';
+      linear(`${l}.self_attn.q_proj`, qD, D, qkvBias);
+      linear(`${l}.self_attn.k_proj`, kvD, D, qkvBias);
+      linear(`${l}.self_attn.v_proj`, kvD, D, qkvBias);
+      linear(`${l}.self_attn.o_proj`, D, qD, cfg.attentionBias === 'all');
       add(`${l}.post_attention_layernorm.weight`, [D], ones);
       linear(`${l}.mlp.gate_proj`, F, D, false);
       linear(`${l}.mlp.up_proj`, F, D, false);
@@ -351,6 +404,8 @@ export function materializeWeights(specs: WeightSpec[], ctx: BuildContext, what:
     }
   }
   const meta = isMetaBuild(ctx);
+  const partial = missingCheckpointWeights(what, specs.map((s) => s.name), ctx.weights, ctx.freshWeights);
+  if (partial) throw partial;
   const missing = specs.filter((s) => !supplied.has(s.name));
   const missingBytes = missing.reduce((n, s) => n + tensorSize(s.shape) * 4, 0);
   if (!meta && missingBytes > MAX_SEEDED_INIT_BYTES) {
@@ -426,6 +481,33 @@ export function presentValueName(i: number): string {
   return `present.${i}.value`;
 }
 
+/**
+ * Rotary inverse frequencies θ^(−2j/hd) in float32 (as transformers computes them), with rope_scaling applied:
+ * 'linear' divides them by the factor; 'llama3' divides low frequencies by the factor and blends the band between
+ * (modeling_rope_utils `_compute_llama3_parameters`).
+ */
+export function ropeInverseFrequencies(cfg: DecoderConfig): Float32Array {
+  const hd = headDim(cfg);
+  const f = Math.fround;
+  const inv = new Float32Array(hd / 2);
+  for (let j = 0; j < hd / 2; j++) inv[j] = f(1 / f(Math.pow(cfg.ropeTheta, f((2 * j) / hd))));
+  const s = cfg.ropeScaling;
+  if (s?.rope_type === 'linear') for (let j = 0; j < inv.length; j++) inv[j] = f(inv[j] / s.factor);
+  if (s?.rope_type === 'llama3') {
+    const lowWavelen = s.original_max_position_embeddings / s.low_freq_factor;
+    const highWavelen = s.original_max_position_embeddings / s.high_freq_factor;
+    for (let j = 0; j < inv.length; j++) {
+      const wavelen = (2 * Math.PI) / inv[j];
+      if (wavelen > lowWavelen) inv[j] = f(inv[j] / s.factor);
+      else if (wavelen >= highWavelen) {
+        const smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+        inv[j] = f((1 - smooth) * (inv[j] / s.factor) + smooth * inv[j]);
+      }
+    }
+  }
+  return inv;
+}
+
 /** Graph-building helpers shared by the three flavours. */
 class DecoderWriter {
   readonly b: GraphBuilder;
@@ -486,34 +568,28 @@ class DecoderWriter {
     const one = b.scalar(1, 'int64');
     const keyPos = b.op('Range', [zero, b.squeeze(T, [0]), one]); // [T]
     const queryPos = b.op('Range', [b.squeeze(P, [0]), b.squeeze(T, [0]), one]); // [S] absolute positions
-    const causal = b.op('LessOrEqual', [b.unsqueeze(keyPos, [0]), b.unsqueeze(queryPos, [1])]); // [S,T]
+    let causal = b.op('LessOrEqual', [b.unsqueeze(keyPos, [0]), b.unsqueeze(queryPos, [1])]); // [S,T]
+    if (this.cfg.slidingWindow !== null) {
+      // Sliding window (transformers' sliding_window_overlay): key t is seen by query s only when s − t < window.
+      const oldest = b.sub(b.unsqueeze(queryPos, [1]), b.scalar(this.cfg.slidingWindow, 'int64'));
+      causal = b.op('And', [causal, b.op('Greater', [b.unsqueeze(keyPos, [0]), oldest])]);
+    }
     const padding = b.unsqueeze(b.cast(attentionMask, 'bool'), [1, 2]); // [B,1,1,T]
     const allowed = b.op('And', [b.unsqueeze(causal, [0, 1]), padding]); // [B,1,S,T]
     return b.op('Where', [allowed, b.scalar(0), b.scalar(MASK_VALUE)]);
   }
 
-  /** cos/sin [B,1,S,hd] for rotary embeddings, gathered from constant tables at `position_ids`. */
+  /**
+   * cos/sin [B,1,S,hd] for rotary embeddings, computed in the graph from `position_ids` in float32 as transformers
+   * does (angle = position · inv_freq, the half-split layout cat(freqs, freqs)), so any position works and no
+   * max_positions-sized table is stored.
+   */
   ropeTables(positionIds: string): { cos: string; sin: string } {
-    const hd = headDim(this.cfg);
-    const half = hd / 2;
-    const rows = this.cfg.maxPositions;
-    const cos = new Float32Array(rows * hd);
-    const sin = new Float32Array(rows * hd);
-    for (let p = 0; p < rows; p++) {
-      for (let j = 0; j < half; j++) {
-        const angle = p * Math.pow(this.cfg.ropeTheta, (-2 * j) / hd);
-        // Half-split layout: the same frequency at j and j + hd/2 (HF cat(freqs, freqs)).
-        cos[p * hd + j] = cos[p * hd + j + half] = Math.cos(angle);
-        sin[p * hd + j] = sin[p * hd + j + half] = Math.sin(angle);
-      }
-    }
     const b = this.b;
-    const cosTable = b.initializer('rope.cos', { dtype: 'float32', dims: [rows, hd], data: cos });
-    const sinTable = b.initializer('rope.sin', { dtype: 'float32', dims: [rows, hd], data: sin });
-    return {
-      cos: b.unsqueeze(b.op('Gather', [cosTable, positionIds]), [1]),
-      sin: b.unsqueeze(b.op('Gather', [sinTable, positionIds]), [1]),
-    };
+    const invFreq = b.initializer('rope.inv_freq', { dtype: 'float32', dims: [headDim(this.cfg) / 2], data: ropeInverseFrequencies(this.cfg) });
+    const angles = b.mul(b.unsqueeze(b.cast(positionIds, 'float32'), [2]), invFreq); // [B,S,hd/2]
+    const freqs = b.concat([angles, angles], -1);
+    return { cos: b.unsqueeze(b.op('Cos', [freqs]), [1]), sin: b.unsqueeze(b.op('Sin', [freqs]), [1]) };
   }
 
   /** x·cos + rotate_half(x)·sin, rotate_half(x) = [−x₂, x₁] over the two halves of the head dim. */
@@ -612,10 +688,11 @@ function writeLlama(w: DecoderWriter, bias: string): string {
   for (let i = 0; i < cfg.numLayers; i++) {
     const l = `layers.${i}`;
     const h = w.rmsNorm(x, `${l}.input_layernorm.weight`);
-    const q = w.applyRope(w.splitHeads(w.linear(h, `${l}.self_attn.q_proj`, { bias: false }), cfg.numHeads), rope);
-    const k = w.applyRope(w.splitHeads(w.linear(h, `${l}.self_attn.k_proj`, { bias: false }), cfg.numKvHeads), rope);
-    const v = w.splitHeads(w.linear(h, `${l}.self_attn.v_proj`, { bias: false }), cfg.numKvHeads);
-    x = b.add(x, w.linear(w.attention(i, q, k, v, bias), `${l}.self_attn.o_proj`, { bias: false }));
+    const qkvBias = cfg.attentionBias !== 'none';
+    const q = w.applyRope(w.splitHeads(w.linear(h, `${l}.self_attn.q_proj`, { bias: qkvBias }), cfg.numHeads), rope);
+    const k = w.applyRope(w.splitHeads(w.linear(h, `${l}.self_attn.k_proj`, { bias: qkvBias }), cfg.numKvHeads), rope);
+    const v = w.splitHeads(w.linear(h, `${l}.self_attn.v_proj`, { bias: qkvBias }), cfg.numKvHeads);
+    x = b.add(x, w.linear(w.attention(i, q, k, v, bias), `${l}.self_attn.o_proj`, { bias: cfg.attentionBias === 'all' }));
     const m = w.rmsNorm(x, `${l}.post_attention_layernorm.weight`);
     const gate = w.linear(m, `${l}.mlp.gate_proj`, { bias: false });
     const silu = b.mul(gate, b.op('Sigmoid', [gate]));

@@ -270,7 +270,7 @@ describe('Flamingo blocks', () => {
 
   it('opened gates let the image in, only from the <image> token on', async () => {
     const weights = new Map([['attn_gate', tensorFromNumbers('float32', [1], [0.5])]]);
-    const out = await run(build('projector.gated_xattn', {}, shapes, { weights }), feeds);
+    const out = await run(build('projector.gated_xattn', {}, shapes, { weights, freshWeights: ['*'] }), feeds);
     const x = tensorToNumbers(feeds.hidden_states);
     const y = tensorToNumbers(out.hidden_states_out);
     const row = (v: Float64Array, b: number, t: number) => v.subarray((b * 5 + t) * 96, (b * 5 + t + 1) * 96);

@@ -115,6 +115,11 @@ export interface BuildContext {
   inputShapes: ResolvedShapes;
   /** Weights loaded from the node's weights file, by initializer name; they override seeded init. */
   weights?: Map<string, Tensor>;
+  /**
+   * Weights the user asked to initialise freshly although a checkpoint is loaded (exact names, or prefixes ending in
+   * '.'). Any other weight the checkpoint lacks is an error naming it: a partly loaded checkpoint never passes silently.
+   */
+  freshWeights?: readonly string[];
 }
 
 /** Everything the catalogue knows about a node type. */

@@ -16,7 +16,9 @@ export type NodeData = {
   params: Record<string, unknown>;
   frozen: boolean;
   adapters: AdapterSpec[];
-  weights?: { path: string; sha256: string };
+  weights?: { path: string; sha256?: string; hf?: { architecture: string; part: string; fingerprint: string } };
+  /** Weights initialised from the seed although the weights file is loaded (kept so saving never drops them). */
+  freshWeights?: string[];
   /**
    * Ports the host reported for these params (imported models read them from their file); a renderer-side cache,
    * never saved, used only while `key` matches the params.
@@ -139,6 +141,7 @@ export function documentFromFlow(
       frozen: n.data.frozen,
       adapters: n.data.adapters,
       ...(n.data.weights ? { weights: n.data.weights } : {}),
+      ...(n.data.freshWeights?.length ? { freshWeights: n.data.freshWeights } : {}),
     })),
     edges: edges.map((e) => ({
       from: { node: e.source, port: portOfHandle(e.sourceHandle) },
@@ -190,6 +193,7 @@ export function flowFromDocument(
       frozen: n.frozen,
       adapters: (n.adapters as AdapterSpec[]).map((a) => ({ ...a })),
       ...(n.weights ? { weights: n.weights } : {}),
+      ...(n.freshWeights?.length ? { freshWeights: n.freshWeights } : {}),
     },
   }));
   const edges = doc.edges.map((e) => makeEdge(catalog, nodes, e.from.node, e.from.port, e.to.node, e.to.port));

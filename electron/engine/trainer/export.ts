@@ -51,7 +51,9 @@ export async function writeTrainedGraph(o: WriteTrainedGraphOptions): Promise<st
     } else if (node.weights) {
       // Untouched weights stay where they are; the path becomes relative to the new folder.
       const abs = isAbsolute(node.weights.path) ? node.weights.path : resolve(o.baseDir, node.weights.path);
-      node.weights = { path: relative(out, abs), sha256: node.weights.sha256 ?? hashBytes(readFileSync(abs)) };
+      node.weights = node.weights.hf
+        ? { path: relative(out, abs), hf: node.weights.hf }
+        : { path: relative(out, abs), sha256: node.weights.sha256 ?? hashBytes(readFileSync(abs)) };
     }
   }
   writeFileAtomic(join(out, OUT_GRAPH), `${JSON.stringify(result, null, 2)}\n`);
