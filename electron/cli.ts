@@ -10,6 +10,7 @@ import { validateCommand, validateUsage } from './cli/validate.js';
 import { inspectCommand, inspectUsage } from './cli/inspect.js';
 import { trainCommand, trainUsage } from './cli/train.js';
 import { evalCommand, evalUsage } from './cli/eval.js';
+import { importCommand, importUsage } from './cli/import.js';
 
 type Command = (argv: string[], out: (line: string) => void) => Promise<number>;
 
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   inspect: { run: inspectCommand, usage: inspectUsage },
   train: { run: trainCommand, usage: trainUsage },
   eval: { run: evalCommand, usage: evalUsage },
+  import: { run: importCommand, usage: importUsage },
 };
 
 function help(): string {

@@ -1,16 +1,21 @@
-// vlmc run GRAPH|BUNDLE_DIR --image PATH --prompt TEXT [--node-input ID=VALUE ...] [--out DIR] [--json]
+// vlmc run GRAPH|BUNDLE_DIR --image PATH --prompt TEXT [--node-input ID=VALUE ...] [--feed ID=FILE ...]
+//          [--max-new-tokens N] [--save-outputs DIR] [--out DIR] [--json]
 //
 // Inputs (the same rule as the app's Run panel, engine/run.ts mapRunInputs): --image goes to every io.image node;
 // --prompt goes to the first io.text node in document order (the templates name it 'prompt'). --node-input gives
 // one node its own run input: a file path for io.image / io.video / io.audio, the text for io.text (@FILE reads
 // the text from a file). Outputs: the text reaching each io.text_output node, and a PNG per io.image_output node
 // written to --out (default: the current folder). With --json, one JSON object per line: the executor's node
-// events, then one {"type":"result"} line.
+// events, then one {"type":"result"} line (with each decoder's generated token ids).
+// --feed ID=FILE.safetensors gives a node's outputs (tensors named after its ports) instead of running it;
+// --save-outputs DIR writes every node's output tensors as DIR/<node>.safetensors: together they compare Composer with
+// another implementation on the very same inputs.
 
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../onnx/atomic.js';
+import { readSafetensors, writeSafetensors } from '../onnx/safetensors.js';
 import type { Tensor } from '../onnx/ir.js';
 import type { GraphDocument } from '../engine/document.js';
 import { Executor, RunCancelled, RunError, type RunEvent, type RunInput, type RunResult, type Value } from '../engine/executor.js';
@@ -27,10 +32,13 @@ const flagsSchema = z
     prompt: z.string().optional(),
     out: z.string().min(1).optional(),
     json: z.boolean().default(false),
+    'max-new-tokens': z.coerce.number().int().positive().max(4096).optional(),
+    'save-outputs': z.string().min(1).optional(),
   })
   .strict();
 
-export const runUsage = 'vlmc run GRAPH|BUNDLE_DIR [--image PATH] [--prompt TEXT] [--node-input ID=VALUE ...] [--out DIR] [--json]';
+export const runUsage =
+  'vlmc run GRAPH|BUNDLE_DIR [--image PATH] [--prompt TEXT] [--node-input ID=VALUE ...] [--feed ID=FILE ...] [--max-new-tokens N] [--save-outputs DIR] [--out DIR] [--json]';
 
 /** Node types that take a file path as their run input. */
 const PATH_INPUTS = new Set(['io.image', 'io.video', 'io.audio']);
@@ -39,21 +47,69 @@ export class RunInputFileError extends Error {
   override name = 'RunInputFileError';
 }
 
-/** Takes every `--node-input X` / `--node-input=X` out of argv (the flag may repeat). */
-function extractNodeInputs(argv: string[]): { rest: string[]; nodeInputs: string[] } {
+/** Takes every `--FLAG X` / `--FLAG=X` out of argv (the flag may repeat). */
+function extractRepeated(argv: string[], flag: string): { rest: string[]; values: string[] } {
   const rest: string[] = [];
-  const nodeInputs: string[] = [];
+  const values: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--node-input') {
+    if (a === `--${flag}`) {
       const v = argv[i + 1];
-      if (v === undefined || v.startsWith('--')) throw new UsageError('option --node-input needs a value ID=VALUE');
-      nodeInputs.push(v);
+      if (v === undefined || v.startsWith('--')) throw new UsageError(`option --${flag} needs a value ID=VALUE`);
+      values.push(v);
       i++;
-    } else if (a.startsWith('--node-input=')) nodeInputs.push(a.slice('--node-input='.length));
+    } else if (a.startsWith(`--${flag}=`)) values.push(a.slice(flag.length + 3));
     else rest.push(a);
   }
-  return { rest, nodeInputs };
+  return { rest, values };
+}
+
+/** --feed ID=FILE.safetensors → that node's outputs, by port (tensor names must be the node's output ports). */
+function nodeFeed(doc: GraphDocument, spec: string): [string, Record<string, Tensor>] {
+  const eq = spec.indexOf('=');
+  if (eq <= 0) throw new UsageError(`--feed '${spec}': expected ID=FILE.safetensors`);
+  const id = spec.slice(0, eq);
+  if (!doc.nodes.some((n) => n.id === id)) throw new UsageError(`--feed: there is no node '${id}' in the graph (nodes: ${doc.nodes.map((n) => n.id).join(', ')})`);
+  const file = checkFile(spec.slice(eq + 1), `--feed ${id}`);
+  const ports = new Set(doc.edges.filter((e) => e.from.node === id).map((e) => e.from.port));
+  const tensors = readSafetensors(file).tensors;
+  for (const name of tensors.keys()) {
+    if (!ports.has(name)) throw new UsageError(`--feed ${id}: '${file}' holds tensor '${name}', but node '${id}' has no connected output port of that name (${[...ports].join(', ')})`);
+  }
+  return [id, Object.fromEntries(tensors)];
+}
+
+/** Every node's tensor outputs as DIR/<node>.safetensors (text outputs go into the file's metadata). */
+function saveOutputs(result: RunResult, dir: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  const written: string[] = [];
+  for (const [id, ports] of Object.entries(result.outputs)) {
+    const tensors = new Map<string, Tensor>();
+    const metadata: Record<string, string> = { 'composer.node': id };
+    for (const [port, v] of Object.entries(ports)) {
+      if (typeof v === 'string') metadata[`text.${port}`] = v;
+      else if (!Array.isArray(v)) tensors.set(port, v as Tensor);
+    }
+    if (tensors.size === 0 && Object.keys(metadata).length === 1) continue;
+    const path = resolve(dir, `${id}.safetensors`);
+    writeSafetensors(path, tensors, metadata);
+    written.push(path);
+  }
+  return written;
+}
+
+/** Generated token ids per decoder (rows of the `generated_ids` output). */
+function generatedTokens(doc: GraphDocument, result: RunResult): Record<string, number[][]> {
+  const out: Record<string, number[][]> = {};
+  for (const n of doc.nodes) {
+    const ids = result.outputs[n.id]?.generated_ids;
+    if (n.type !== 'llm.decoder' || !ids || typeof ids === 'string' || Array.isArray(ids)) continue;
+    const t = ids as Tensor;
+    const [rows, width] = [t.dims[0] ?? 0, t.dims[1] ?? 0];
+    const data = t.data as BigInt64Array;
+    out[n.id] = Array.from({ length: rows }, (_, r) => Array.from(data.subarray(r * width, (r + 1) * width), Number));
+  }
+  return out;
 }
 
 function checkFile(path: string, what: string): string {
@@ -76,6 +132,13 @@ function nodeInput(doc: GraphDocument, spec: string): [string, RunInput] {
     return [id, { text }];
   }
   throw new UsageError(`--node-input: node '${id}' is a ${node.type}, which takes no run input (io.image, io.video, io.audio and io.text do)`);
+}
+
+/** The graph with every decoder's max_new_tokens set (`--max-new-tokens`). */
+function withMaxNewTokens(doc: GraphDocument, n: number): GraphDocument {
+  const decoders = doc.nodes.filter((d) => d.type === 'llm.decoder');
+  if (decoders.length === 0) throw new UsageError(`--max-new-tokens: '${doc.name}' has no llm.decoder node`);
+  return { ...doc, nodes: doc.nodes.map((d) => (d.type === 'llm.decoder' ? { ...d, params: { ...d.params, max_new_tokens: n } } : d)) };
 }
 
 type Summary = string | string[] | { dtype: string; shape: number[]; values?: number[] };
@@ -134,11 +197,15 @@ async function collectOutputs(doc: GraphDocument, result: RunResult, outDir: str
 }
 
 export async function runCommand(argv: string[], out: (line: string) => void): Promise<number> {
-  const { rest, nodeInputs } = extractNodeInputs(argv);
-  const { positionals, flags } = parseArgs(rest, ['json']);
+  const withoutInputs = extractRepeated(argv, 'node-input');
+  const withoutFeeds = extractRepeated(withoutInputs.rest, 'feed');
+  const nodeInputs = withoutInputs.values;
+  const { positionals, flags } = parseArgs(withoutFeeds.rest, ['json']);
   const opts = validateFlags(flagsSchema, flags);
   if (positionals.length !== 1) throw new UsageError(`usage: ${runUsage}`);
-  const { doc, baseDir } = loadGraph(positionals[0]);
+  const loaded = loadGraph(positionals[0]);
+  const { baseDir } = loaded;
+  const doc = opts['max-new-tokens'] === undefined ? loaded.doc : withMaxNewTokens(loaded.doc, opts['max-new-tokens']);
 
   if (reportDiagnostics(validateDocument(doc).filter((d) => d.severity === 'error'), opts.json, out)) {
     if (!opts.json) console.error(`vlmc run: '${doc.name}' is not valid; nothing was run`);
@@ -153,6 +220,7 @@ export async function runCommand(argv: string[], out: (line: string) => void): P
     const [id, value] = nodeInput(doc, spec);
     inputs[id] = value;
   }
+  const feeds = Object.fromEntries(withoutFeeds.values.map((spec) => nodeFeed(doc, spec)));
 
   // The best execution provider that works on this machine (CUDA/DML/CoreML where present, else the CPU).
   const executor = new Executor({ executionProviders: 'auto' });
@@ -161,15 +229,28 @@ export async function runCommand(argv: string[], out: (line: string) => void): P
   process.once('SIGINT', onSigint);
   const onEvent = opts.json ? (e: RunEvent) => out(JSON.stringify(e)) : undefined;
   try {
-    const result = await executor.run(doc, { baseDir, inputs, signal: controller.signal, onEvent });
+    const result = await executor.run(doc, { baseDir, inputs, feeds, signal: controller.signal, onEvent });
     const outputs = await collectOutputs(doc, result, resolve(opts.out ?? '.'));
+    const saved = opts['save-outputs'] ? saveOutputs(result, resolve(opts['save-outputs'])) : [];
+    if (saved.length && !opts.json) console.error(`vlmc run: wrote ${saved.length} output file(s) to ${resolve(opts['save-outputs'] ?? '.')}`);
     if (opts.json) {
       const summary: Record<string, Record<string, Summary>> = {};
       for (const [id, ports] of Object.entries(result.outputs)) {
         summary[id] = Object.fromEntries(Object.entries(ports).map(([p, v]) => [p, summarise(v)]));
       }
       for (const o of outputs) summary[o.node] = { ...summary[o.node], ...(o.text !== undefined ? { text: o.text } : {}), ...(o.paths ? { path: o.paths[0], paths: o.paths } : {}) };
-      out(JSON.stringify({ type: 'result', outputs: summary, computed: result.computed, cached: result.cached, ms: Math.round(result.totalMs), executionProvider: executor.executionProviders[0] }));
+      out(
+        JSON.stringify({
+          type: 'result',
+          outputs: summary,
+          generated: generatedTokens(doc, result),
+          computed: result.computed,
+          cached: result.cached,
+          ms: Math.round(result.totalMs),
+          executionProvider: executor.executionProviders[0],
+          ...(saved.length ? { savedOutputs: saved } : {}),
+        }),
+      );
     } else {
       const lines = outputs.flatMap((o) => (o.paths ? o.paths : [o.text ?? '']).map((v) => ({ node: o.node, v })));
       for (const { node, v } of lines) out(outputs.length > 1 ? `${node}: ${v}` : v);

@@ -1,0 +1,72 @@
+// The contract every architecture file (`architectures/<arch>.ts`) implements: both directions of one Hugging Face
+// architecture's mapping onto our node types — config keys → node params and a graph, and state-dict names → node
+// weight names. A newcomer looking for "how does LLaVA import" opens `llava.ts`.
+
+import type { DocEdge, DocNode } from '../../../engine/document.js';
+import type { Tensor } from '../../../onnx/ir.js';
+import type { HfModelFolder } from '../folder.js';
+
+/** One weight of a node, read from the folder: which HF tensors it comes from and how. */
+export interface MappedWeight {
+  /** HF state-dict names this weight is made of (for errors, and to find tensors no node uses). */
+  from: string[];
+  /** Reads and transforms them (positioned reads: nothing is loaded until the node builds). */
+  read(): Tensor;
+}
+
+/** A node's weights out of a folder: our initializer name → where it comes from. */
+export type NodeWeightMap = Map<string, MappedWeight>;
+
+/**
+ * A part of an architecture that one node holds (`'decoder'`, `'embed'`, `'vision'`, …). The graph's node stores
+ * `weights: {path: <folder>, hf: {architecture, part, fingerprint}}`; the engine calls `weights` when it builds
+ * the node, so weights stay in their files and graph files stay small.
+ */
+export interface HfPart {
+  weights(folder: HfModelFolder, params: Record<string, unknown>): NodeWeightMap;
+  /** Folder tensors this part accepts without using them: duplicates of mapped ones (a tied head saved anyway). */
+  duplicates?(folder: HfModelFolder, params: Record<string, unknown>): string[];
+}
+
+/** A node of the imported graph before the import gives it its weights reference. */
+export interface ImportedNode {
+  id: string;
+  type: string;
+  params: Record<string, unknown>;
+  frozen?: boolean;
+  /** The architecture part whose weights this node holds (none for host nodes such as the tokenizer). */
+  part?: string;
+  /** Canvas position. */
+  position: { x: number; y: number };
+}
+
+/** What an architecture makes of a folder. */
+export interface ImportedGraph {
+  /** Graph name shown in the app, e.g. "LLaVA (llava-hf/llava-1.5-7b-hf)". */
+  name: string;
+  nodes: ImportedNode[];
+  edges: DocEdge[];
+  /** Titled canvas groups (e.g. "Vision tower (frozen)"). */
+  groups?: Array<{ id: string; title: string; nodeIds: string[] }>;
+  /** Things the user should know (skipped buffers, defaults taken, simplifications). */
+  notes: string[];
+}
+
+export interface ImportContext {
+  /** Folder path as graph nodes should reference it (relative to where the graph file will be written, or absolute). */
+  folderRef: string;
+}
+
+export interface HfArchitecture {
+  /** File name and the `hf.architecture` value stored in graphs: 'llama', 'clip', … */
+  id: string;
+  /** `config.architectures[0]` class names this file imports. */
+  classes: readonly string[];
+  /** `config.model_type` values (used when `architectures` is absent). */
+  modelTypes: readonly string[];
+  toGraph(folder: HfModelFolder, ctx: ImportContext): ImportedGraph;
+  parts: Record<string, HfPart>;
+}
+
+/** The imported node as it lands in the graph document. */
+export type ImportedDocNode = DocNode;

@@ -1,0 +1,68 @@
+// Test support for the Hugging Face import tests: the fixture folders written by tools/hf_reference.py (the
+// transformers forward in PyTorch) and comparisons against their expected outputs.
+
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { type Tensor, tensorToNumbers } from '../../onnx/ir.js';
+import { readSafetensors } from '../../onnx/safetensors.js';
+
+export const TESTDATA = join(import.meta.dirname, 'testdata');
+
+export function fixtureDir(name: string): string {
+  return join(TESTDATA, name);
+}
+
+export interface Expected {
+  tensors: Map<string, Tensor>;
+  metadata: Record<string, string>;
+  get(name: string): Tensor;
+}
+
+/** `<case>.expected.safetensors`: input.*, output.*, greedy.* tensors. */
+export function loadExpected(name: string): Expected {
+  const { tensors, metadata } = readSafetensors(join(TESTDATA, `${name}.expected.safetensors`));
+  return {
+    tensors,
+    metadata,
+    get(key) {
+      const t = tensors.get(key);
+      if (!t) throw new Error(`${name}.expected.safetensors has no tensor '${key}' (it has ${[...tensors.keys()].join(', ')})`);
+      return t;
+    },
+  };
+}
+
+/** Largest |a − b| over max |b|: the relative error the issue's 1e-4 bound is about. */
+export function relativeError(ours: Tensor, ref: Tensor): { maxAbs: number; rel: number } {
+  expect(ours.dims).toEqual(ref.dims);
+  const a = tensorToNumbers(ours);
+  const b = tensorToNumbers(ref);
+  let maxAbs = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return { maxAbs, rel: maxAbs / (scale || 1) };
+}
+
+/** Asserts ours ≈ ref within `rel` of ref's largest magnitude; returns the measured error. */
+export function expectClose(ours: Tensor, ref: Tensor, rel = 1e-4, what = 'tensor'): { maxAbs: number; rel: number } {
+  const err = relativeError(ours, ref);
+  expect(err.rel, `${what}: max |ours − transformers| = ${err.maxAbs.toExponential(2)} (relative ${err.rel.toExponential(2)})`).toBeLessThanOrEqual(rel);
+  return err;
+}
+
+/** Rows of an int64 [B, N] tensor as number arrays. */
+export function tokenRows(t: Tensor): number[][] {
+  const [rows, width] = [t.dims[0] ?? 0, t.dims[1] ?? 0];
+  const v = tensorToNumbers(t);
+  return Array.from({ length: rows }, (_, r) => Array.from(v.slice(r * width, (r + 1) * width)));
+}
+
+/** Rows [start, end) of axis 0 (one batch row of a [B, …] tensor). */
+export function batchRows(t: Tensor, start: number, end: number): Tensor {
+  const row = t.dims.slice(1).reduce((n, d) => n * d, 1);
+  const data = (t.data as Float32Array).slice(start * row, end * row);
+  return { dtype: t.dtype, dims: [end - start, ...t.dims.slice(1)], data } as Tensor;
+}
