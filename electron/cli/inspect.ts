@@ -65,6 +65,10 @@ export async function inspectCommand(argv: string[], out: (line: string) => void
     out(`graph '${report.graph}'`);
     out(line(header));
     for (const r of rows) out(line(r));
+    for (const n of report.nodes) {
+      if (n.weightsFrom) out(`${n.id}: weights ${n.weightsFrom}`);
+      if (n.freshWeights) out(`${n.id}: initialised from the seed despite the weights file: ${n.freshWeights.join(', ')}`);
+    }
     const t = report.total;
     out(`total: ${fmt(t.params)} parameters, ${fmt(t.trainable)} trainable (${t.trainablePercent.toFixed(2)}%), ${formatBytes(t.bytes)} stored`);
     return 0;

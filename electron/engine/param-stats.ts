@@ -40,6 +40,17 @@ export interface NodeStats {
   describeOnly?: boolean;
   /** Only with `tolerateErrors`: why the node could not be counted (its counts are then 0 and left out of the total). */
   error?: string;
+  /** Where its weights come from: a safetensors file, or a Hugging Face folder and the architecture part it holds. */
+  weightsFrom?: string;
+  /** Weights initialised from the seed although a weights file is loaded (the node's freshWeights). */
+  freshWeights?: string[];
+}
+
+/** "hf:llama decoder ← /models/llama" or the weights file's path, for inspect and the node. */
+function weightsFrom(node: GraphDocument['nodes'][number]): string | undefined {
+  const w = node.weights;
+  if (!w) return undefined;
+  return w.hf ? `hf:${w.hf.architecture} ${w.hf.part} ← ${w.path}` : w.path;
 }
 
 export interface InspectReport {
@@ -215,6 +226,8 @@ export async function parameterStats(executor: Executor, doc: GraphDocument, bas
       bytes: 0,
       bitsPerParam: null,
       adapters: node.adapters.map((a) => ({ id: a.id, method: a.method })),
+      ...(node.weights ? { weightsFrom: weightsFrom(node) } : {}),
+      ...(node.freshWeights?.length ? { freshWeights: [...node.freshWeights] } : {}),
     };
     nodes.push(stats);
     const problem = broken.get(node.id) ?? failure;

@@ -27,11 +27,21 @@ export interface WriteTrainedGraphOptions {
 export const OUT_GRAPH = 'graph.json';
 export const OUT_WEIGHTS = 'weights';
 
+/** Params naming files (a tokenizer.json, an input or imported model path) are rewritten relative to the new folder. */
+function rebaseFileParams(params: Record<string, unknown>, fromDir: string, toDir: string): void {
+  for (const key of ['tokenizer', 'path']) {
+    const v = params[key];
+    if (typeof v !== 'string' || v === '' || v === 'builtin' || isAbsolute(v)) continue;
+    params[key] = relative(toDir, resolve(fromDir, v));
+  }
+}
+
 export async function writeTrainedGraph(o: WriteTrainedGraphOptions): Promise<string> {
   const out = resolve(o.out);
   const result: GraphDocument = structuredClone(o.graph);
   const constants = o.built.step.model.graph.initializers;
   for (const node of result.nodes) {
+    rebaseFileParams(node.params, o.baseDir, out);
     const trainedDoc = o.doc.nodes.find((n) => n.id === node.id);
     // Adapters the run added stay on the node (their weights are in its file).
     if (trainedDoc) node.adapters = structuredClone(trainedDoc.adapters);
