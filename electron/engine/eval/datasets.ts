@@ -125,6 +125,29 @@ function shapesSet(o: EvalSetOptions, count: number): EvalSet {
   }
 }
 
+/**
+ * The reference captions of a sample: a shapes scene's phrasings, or every caption in `pool` of the same image
+ * (COCO files hold one sample per caption).
+ */
+export function referencesOf(sample: Sample, pool: readonly Sample[]): string[] {
+  const description = (sample as Partial<ShapeSample>).description;
+  if (description) return referenceCaptionsFor(description);
+  const same = sample.imagePath === undefined ? [sample] : pool.filter((s) => s.imagePath === sample.imagePath);
+  const refs = same.map((s) => s.caption).filter((c): c is string => c !== undefined);
+  return refs.length ? refs : sample.caption ? [sample.caption] : [];
+}
+
+/** The first sample of each image, in order. */
+export function onePerImage<S extends Sample>(samples: readonly S[]): S[] {
+  const seen = new Set<string>();
+  return samples.filter((s) => {
+    const key = s.imagePath ?? s.id;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 // ---- files ------------------------------------------------------------------------------------------------------
 
 function fileSet(file: string, o: EvalSetOptions): EvalSet {

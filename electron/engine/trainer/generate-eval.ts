@@ -39,7 +39,8 @@ export interface GenerationEvalResult {
   answers: Array<{ id: string; predicted: string; target: string }>;
 }
 
-export async function generationExactMatch(o: GenerationEvalOptions): Promise<GenerationEvalResult> {
+/** Greedy answers of the graph with the current trainables to each sample's prompt (its question, or the graph's own). */
+export async function generateAnswers(o: GenerationEvalOptions): Promise<GenerationEvalResult['answers']> {
   const decoder = o.doc.nodes.find((n) => n.type === 'llm.decoder');
   if (!decoder) throw new TrainError('exact-match evaluation needs an llm.decoder node');
   // The io.text node upstream of the decoder takes the question (as SampleBuilder feeds it in training).
@@ -56,7 +57,6 @@ export async function generationExactMatch(o: GenerationEvalOptions): Promise<Ge
     params.max_new_tokens = Math.min(typeof params.max_new_tokens === 'number' ? params.max_new_tokens : cap, cap);
     params.temperature = 0;
     const answers: GenerationEvalResult['answers'] = [];
-    let hits = 0;
     for (const s of o.samples) {
       if (s.target === undefined) throw new TrainError(`sample '${s.sample.id}' has no target answer for exact match`);
       const inputs: Record<string, RunInput> = {};
@@ -68,12 +68,16 @@ export async function generationExactMatch(o: GenerationEvalOptions): Promise<Ge
       const run = await o.executor.run(trained, { baseDir: dir, targets: [decoder.id], inputs });
       const text = run.outputs[decoder.id]?.text;
       if (typeof text !== 'string') throw new TrainError(`decoder '${decoder.id}' produced no text during exact-match evaluation`);
-      const hit = exactMatch(text, s.target);
-      if (hit) hits++;
       answers.push({ id: s.sample.id, predicted: text, target: s.target });
     }
-    return { exactMatch: answers.length > 0 ? hits / answers.length : 0, count: answers.length, answers };
+    return answers;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+export async function generationExactMatch(o: GenerationEvalOptions): Promise<GenerationEvalResult> {
+  const answers = await generateAnswers(o);
+  const hits = answers.filter((a) => exactMatch(a.predicted, a.target)).length;
+  return { exactMatch: answers.length > 0 ? hits / answers.length : 0, count: answers.length, answers };
 }

@@ -23,13 +23,16 @@ import { type TrainPlan, TrainError, defOf, planTraining } from './plan.js';
 import { type Hyper, type Recipe, recipeByName } from './recipes.js';
 import { learningRateAt, warmupStepsFor } from './schedule.js';
 import { writeTrainedGraph } from './export.js';
-import { generationExactMatch } from './generate-eval.js';
+import { generateAnswers } from './generate-eval.js';
+import { captionMetrics } from '../eval/metrics/caption.js';
+import { vqaMetrics } from '../eval/metrics/vqa.js';
+import { onePerImage, referencesOf } from '../eval/datasets.js';
 import { resolveShapes } from '../widths.js';
 import { ALIGN_TARGET, AlignmentTeacher, DIFFUSION, MLM, MRM, diffusionFeeds, diffusionSetup, evalRng, leftAlign, maskPatches, maskTokens } from './objectives.js';
 import { tokenizeParams } from '../../nodes/text.js';
 import { STAGE1_BATCH_INPUTS, buildBlip2Stage1, stage1Feeds } from './blip2-stage1.js';
 import { tokenizerFor } from '../host-steps/text.js';
-import { type EvalMetrics, accumulateLm, retrievalAtOne } from './metrics.js';
+import { type EvalMetrics, accumulateLm, exactMatch, retrievalAtOne } from './metrics.js';
 
 export interface TrainOptions {
   graph: GraphDocument;
@@ -359,12 +362,21 @@ export class Trainer {
     if (this.built.metricOutputs.tokens) {
       const metrics: EvalMetrics = { eval_loss: lm.tokens > 0 ? lm.loss / lm.tokens : 0, token_accuracy: lm.tokens > 0 ? lm.correct / lm.tokens : 0 };
       const generate = Math.min(pool.length, this.o.evalGenerate ?? 8);
-      if (this.recipe.task === 'vqa' && generate > 0) {
-        const samples = await Promise.all(pool.slice(0, generate).map(async (sample) => ({ sample, ...(await this.samples.prepare(sample)) })));
-        const em = await generationExactMatch({
+      const task = this.recipe.task;
+      if (this.recipe.objective === 'lm' && (task === 'vqa' || task === 'caption') && generate > 0) {
+        // The task's paper metric on greedy answers: VQA accuracy (and exact match), or CIDEr-D for captions.
+        const picked = task === 'caption' ? onePerImage(pool).slice(0, generate) : pool.slice(0, generate);
+        const samples = await Promise.all(picked.map(async (sample) => ({ sample, ...(await this.samples.prepare(sample)) })));
+        const answers = await generateAnswers({
           executor: this.executor, graph: this.o.graph, doc: this.plan.doc, baseDir: this.o.baseDir, built: this.built, params, samples,
+          maxNewTokens: task === 'caption' ? 32 : 16,
         });
-        metrics.exact_match = em.exactMatch;
+        if (task === 'vqa') {
+          metrics.exact_match = answers.filter((a) => exactMatch(a.predicted, a.target)).length / Math.max(1, answers.length);
+          metrics.vqa_accuracy = vqaMetrics(answers.map((a) => ({ prediction: a.predicted, answers: Array<string>(10).fill(a.target) })), 'normalise').accuracy;
+        } else if (answers.length > 1) {
+          metrics.cider = captionMetrics(answers.map((a, i) => ({ prediction: a.predicted, references: referencesOf(picked[i], pool) }))).metrics.cider;
+        }
       }
       return metrics;
     }
