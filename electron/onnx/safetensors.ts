@@ -1,7 +1,7 @@
 // safetensors read/write: 8-byte little-endian header length, a JSON header, then the raw tensor bytes.
 // The header is untrusted input: every length and offset is checked before any byte is read.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { z } from 'zod';
 import { type DType, type Tensor, OnnxError, bytesPerElement, tensorSize } from './ir.js';
 import { fromRawBytes, toRawBytes } from './proto.js';
@@ -53,16 +53,104 @@ export function readSafetensors(path: string): Safetensors {
 }
 
 export function parseSafetensors(bytes: Uint8Array, fileName = 'safetensors'): Safetensors {
-  const bad = (why: string) => new OnnxError(`'${fileName}' is not a valid safetensors file: ${why}`);
+  const bad = invalidFile(fileName);
   if (bytes.length < 8) throw bad(`it is ${bytes.length} bytes long, shorter than the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = view.getBigUint64(0, true);
+  const n = checkHeaderLength(view.getBigUint64(0, true), bytes.length, bad);
+  const data = bytes.subarray(8 + n);
+  const { entries, metadata } = parseHeaderJson(bytes.subarray(8, 8 + n), data.length, fileName);
+  const tensors = new Map<string, Tensor>();
+  for (const e of entries) {
+    const what = `tensor '${e.name}' in '${fileName}'`;
+    tensors.set(e.name, { dtype: e.dtype, dims: [...e.shape], data: fromRawBytes(data.subarray(e.begin, e.end), e.dtype, tensorSize(e.shape), what) });
+  }
+  return { tensors, metadata };
+}
+
+/** One tensor as the header describes it; offsets are relative to the start of the data section. */
+export interface SafetensorsEntry {
+  name: string;
+  dtype: DType;
+  /** The dtype code as written in the file (`F32`, `BF16`, …), for messages. */
+  storedDtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  /** In header order. */
+  entries: SafetensorsEntry[];
+  metadata: Record<string, string>;
+  /** The 8-byte length prefix and the JSON header exactly as stored (for fingerprints). */
+  headerBytes: Uint8Array;
+  /** Absolute file offset of the data section: tensor bytes live at `dataStart + begin … dataStart + end`. */
+  dataStart: number;
+  fileSize: number;
+}
+
+/**
+ * Reads and validates only the header of a safetensors file (a bounded read: at most 8 + MAX_HEADER_BYTES bytes),
+ * with the same checks as parseSafetensors against the file's real size, so multi-GB files are never loaded whole.
+ * `fileName` is how messages name the file (defaults to the path).
+ */
+export function readSafetensorsHeader(path: string, fileName = path): SafetensorsHeader {
+  const bad = invalidFile(fileName);
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new OnnxError(`cannot read safetensors file '${fileName}': ${describeFsError(e)}`);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw bad('it is not a regular file');
+    const fileSize = stat.size;
+    const prefix = readExactly(fd, 0, Math.min(8, fileSize), fileName);
+    if (fileSize < 8) throw bad(foreignFormat(prefix) ?? `it is ${fileSize} bytes long, shorter than the 8-byte header length`);
+    const declared = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+    let n: number;
+    try {
+      n = checkHeaderLength(declared, fileSize, bad);
+    } catch (e) {
+      // A length that cannot be right usually means the file is something else under a .safetensors name.
+      const foreign = foreignFormat(prefix);
+      throw foreign ? bad(foreign) : e;
+    }
+    const headerBytes = new Uint8Array(8 + n);
+    headerBytes.set(prefix, 0);
+    headerBytes.set(readExactly(fd, 8, n, fileName), 8);
+    const foreign = headerBytes[8] === 0x7b ? undefined : foreignFormat(prefix);
+    if (foreign) throw bad(foreign); // e.g. a zip whose first bytes happen to read as a plausible length
+    const { entries, metadata } = parseHeaderJson(headerBytes.subarray(8), fileSize - 8 - n, fileName);
+    return { entries, metadata, headerBytes, dataStart: 8 + n, fileSize };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function invalidFile(fileName: string): (why: string) => OnnxError {
+  return (why) => new OnnxError(`'${fileName}' is not a valid safetensors file: ${why}`);
+}
+
+/** Checks the declared header length against the limit and the file size; returns it as a number. */
+function checkHeaderLength(headerLen: bigint, fileSize: number, bad: (why: string) => OnnxError): number {
   if (headerLen > BigInt(MAX_HEADER_BYTES)) throw bad(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   const n = Number(headerLen);
-  if (8 + n > bytes.length) throw bad(`header length ${n} runs past the end of the file (${bytes.length} bytes)`);
+  if (8 + n > fileSize) throw bad(`header length ${n} runs past the end of the file (${fileSize} bytes)`);
+  return n;
+}
+
+/** Validates the JSON header against a data section of `dataLength` bytes: dtypes, sizes, bounds and overlaps. */
+function parseHeaderJson(
+  jsonBytes: Uint8Array,
+  dataLength: number,
+  fileName: string,
+): { entries: SafetensorsEntry[]; metadata: Record<string, string> } {
+  const bad = invalidFile(fileName);
   let headerText: string;
   try {
-    headerText = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
+    headerText = new TextDecoder('utf-8', { fatal: true }).decode(jsonBytes);
   } catch {
     throw bad('header is not valid UTF-8');
   }
@@ -75,10 +163,8 @@ export function parseSafetensors(bytes: Uint8Array, fileName = 'safetensors'): S
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw bad('header is not a JSON object');
 
-  const data = bytes.subarray(8 + n);
-  const tensors = new Map<string, Tensor>();
+  const entries: SafetensorsEntry[] = [];
   let metadata: Record<string, string> = {};
-  const spans: Array<{ name: string; begin: number; end: number }> = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       const m = metadataSchema.safeParse(raw);
@@ -96,18 +182,16 @@ export function parseSafetensors(bytes: Uint8Array, fileName = 'safetensors'): S
     if (!dtype) throw new OnnxError(`${what}: unsupported dtype '${e.dtype}'`);
     const [begin, end] = e.data_offsets;
     if (begin > end) throw new OnnxError(`${what}: data_offsets [${begin}, ${end}] are reversed`);
-    if (end > data.length) {
-      throw new OnnxError(`${what}: data_offsets [${begin}, ${end}] lie outside the ${data.length}-byte data section`);
+    if (end > dataLength) {
+      throw new OnnxError(`${what}: data_offsets [${begin}, ${end}] lie outside the ${dataLength}-byte data section`);
     }
-    const size = tensorSize(e.shape);
-    const expected = size * bytesPerElement(dtype);
+    const expected = tensorSize(e.shape) * bytesPerElement(dtype);
     if (!Number.isSafeInteger(expected) || end - begin !== expected) {
       throw new OnnxError(`${what}: holds ${end - begin} bytes but shape [${e.shape.join(',')}] of ${e.dtype} needs ${expected}`);
     }
-    spans.push({ name, begin, end });
-    tensors.set(name, { dtype, dims: [...e.shape], data: fromRawBytes(data.subarray(begin, end), dtype, size, what) });
+    entries.push({ name, dtype, storedDtype: e.dtype, shape: [...e.shape], begin, end });
   }
-  spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  const spans = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < spans.length; i++) {
     const prev = spans[i - 1];
     const cur = spans[i];
@@ -116,7 +200,55 @@ export function parseSafetensors(bytes: Uint8Array, fileName = 'safetensors'): S
       throw bad(`tensors '${prev.name}' [${prev.begin}, ${prev.end}] and '${cur.name}' [${cur.begin}, ${cur.end}] overlap`);
     }
   }
-  return { tensors, metadata };
+  return { entries, metadata };
+}
+
+/** Names the format of a file that is plainly not safetensors, from its first bytes. */
+function foreignFormat(prefix: Uint8Array): string | undefined {
+  const ascii = String.fromCharCode(...prefix);
+  if (ascii.startsWith('PK\x03\x04')) return "it is a zip archive (PyTorch's torch.save format), not safetensors";
+  if (prefix[0] === 0x80 && prefix.length > 1 && prefix[1] >= 2 && prefix[1] <= 5) return 'it is a Python pickle, not safetensors';
+  if (ascii.startsWith('\x89HDF')) return 'it is an HDF5 file (Keras/TensorFlow weights), not safetensors';
+  if (ascii.startsWith('version ')) return 'it looks like a Git LFS pointer, not the weights themselves (fetch them with `git lfs pull`)';
+  if (prefix.length > 0 && /^[\t\n\r\x20-\x7e]+$/.test(ascii)) return 'it is a text file, not safetensors';
+  return undefined;
+}
+
+/** Positioned read of exactly `length` bytes (looping over short reads); a short file is an error naming it. */
+export function readExactly(fd: number, position: number, length: number, fileName: string, into?: Uint8Array): Uint8Array {
+  const out = into ?? new Uint8Array(length);
+  let done = 0;
+  while (done < length) {
+    // Chunks stay far below the 2 GiB a single read may return.
+    const chunk = Math.min(length - done, 1 << 30);
+    let got: number;
+    try {
+      got = readSync(fd, out, done, chunk, position + done);
+    } catch (e) {
+      throw new OnnxError(`cannot read '${fileName}': ${describeFsError(e)}`);
+    }
+    if (got === 0) throw new OnnxError(`'${fileName}' ended after ${position + done} bytes, before the ${position + length} it should hold`);
+    done += got;
+  }
+  return out;
+}
+
+/** An fs error as one line without the absolute path or stack ("ENOENT: no such file or directory"). */
+export function describeFsError(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  if (err && typeof err.code === 'string') {
+    const known: Record<string, string> = {
+      ENOENT: 'no such file',
+      EACCES: 'permission denied',
+      EPERM: 'operation not permitted',
+      EISDIR: 'it is a folder',
+      ENOTDIR: 'a part of the path is not a folder',
+      ELOOP: 'too many symbolic links',
+      EMFILE: 'too many open files',
+    };
+    return `${err.code}: ${known[err.code] ?? 'cannot be read'}`;
+  }
+  return err instanceof Error ? err.message : String(e);
 }
 
 /**
