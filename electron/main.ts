@@ -11,6 +11,7 @@ import { appRoot, RENDERER_DIST } from './host/paths.js';
 const APP_ORIGIN = 'app://bundle';
 const RPC_CHANNEL = 'composer:rpc';
 const EVENT_CHANNEL = 'composer:event';
+const DROPPED_CHANNEL = 'composer:dropped';
 
 // Must run before `ready`, and only once.
 protocol.registerSchemesAsPrivileged([
@@ -143,6 +144,18 @@ app.whenReady().then(() => {
     }
     if (typeof method !== 'string') return { ok: false, error: { code: 'invalid-request', message: 'method must be a string' } };
     return api!.call(method, params);
+  });
+
+  // The preload reports the OS path of something dropped on the window (webUtils.getPathForFile of a real File): a
+  // pick, like a dialog's. Returns the resolved path, or null when it cannot be read.
+  ipcMain.handle(DROPPED_CHANNEL, (event, path: unknown) => {
+    if (!trustedSender(event) || typeof path !== 'string') return null;
+    try {
+      return api!.files.grantDropped(path);
+    } catch (e) {
+      process.stderr.write(`composer: dropped '${path}' ignored: ${(e as Error).message}\n`);
+      return null;
+    }
   });
 
   createWindow();

@@ -1,7 +1,7 @@
 // Sandboxed preload (bundled to one CommonJS file): exposes the narrow `window.composer` bridge. Listeners get the
 // event payload only, never the IpcRendererEvent (it would leak `sender`).
 
-import { contextBridge, ipcRenderer } from 'electron';
+import { contextBridge, ipcRenderer, webUtils } from 'electron';
 import type { ComposerBridge, HostEvent, Reply } from './host/contract.js';
 
 const bridge: ComposerBridge = {
@@ -12,6 +12,12 @@ const bridge: ComposerBridge = {
     return () => {
       ipcRenderer.off('composer:event', forward);
     };
+  },
+  // The path comes from the OS for a real dropped File only (a File made by a script has none), and the main process
+  // then treats it as the user's pick.
+  async pathForFile(file: File) {
+    const path = webUtils.getPathForFile(file);
+    return path ? ((await ipcRenderer.invoke('composer:dropped', path)) as string | null) : null;
   },
 };
 

@@ -3,16 +3,19 @@
 
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join, relative } from 'node:path';
+import { homedir, freemem, totalmem } from 'node:os';
+import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { writeFileAtomic } from '../onnx/atomic.js';
 import {
   BUILTIN_DATASETS,
   describeZodError,
   graphDocumentWireSchema,
   hostEventSchema,
+  MAX_FOLDER_UPLOAD_BYTES,
   methods,
   type ErrorCode,
   type HostEvent,
+  type ImportedModel,
   type MethodName,
   type ParsedParams,
   type Reply,
@@ -23,6 +26,8 @@ import {
 import type { WorkerImage, WorkerRunInputs } from './worker-protocol.js';
 import { EngineClient, EngineFailure } from './engine-client.js';
 import { FilePolicy, FilePolicyError } from './files.js';
+import { FolderUploads, ModelList, ModelsError } from './models.js';
+import type { ImportResult } from '../formats/hf/import.js';
 
 /** Native dialogs exist only in Electron; browser mode uploads and downloads instead. */
 export interface Dialogs {
@@ -90,6 +95,39 @@ export function createHostApi(options: HostApiOptions): HostApi {
   }
 
   const autosavePath = () => files.dataPath('autosave.graph.json');
+
+  // The Models list: folders imported before were the user's picks, so they stay readable in this session too.
+  const modelList = new ModelList(files.dataPath('models.json'));
+  const uploads = new FolderUploads(files);
+  for (const m of modelList.read()) files.grantModelFolder(m.dir);
+
+  /** A typed or dropped pick: the folder itself, or the folder of its config.json. */
+  function folderOfPick(path: string): string {
+    let p = path.trim();
+    if (p === '~' || p.startsWith('~/')) p = join(homedir(), p.slice(1));
+    if (!isAbsolute(p)) throw new FilePolicyError(`'${path}' is not an absolute path; type the folder's full path (e.g. /home/me/models/llama)`);
+    return basename(p) === 'config.json' ? dirname(p) : p;
+  }
+
+  async function importFolderAt(dir: string, uploaded: boolean): Promise<Result<'model.importFolder'>> {
+    const r = (await engine.call('hf.import', { dir })) as Omit<ImportResult, 'doc'> & { document: Result<'templates.get'>['document'] };
+    const s = r.summary;
+    const model: ImportedModel = {
+      dir: s.dir,
+      name: s.name,
+      architecture: s.architecture,
+      class: s.class,
+      parameters: s.parameters,
+      dtypes: s.dtypes,
+      weightBytes: s.weightBytes,
+      diskBytes: s.files.reduce((n, f) => n + f.bytes, 0),
+      fileCount: s.files.length,
+      importedAt: new Date().toISOString(),
+      uploaded,
+    };
+    modelList.add(model);
+    return { cancelled: false, document: r.document, model, notes: r.notes };
+  }
 
   async function importModelAt(path: string, name: string): Promise<Result<'model.importOnnx'>> {
     const info = (await engine.call('onnx.inspect', { path })) as Omit<
@@ -279,6 +317,35 @@ export function createHostApi(options: HostApiOptions): HostApi {
       return importModelAt(path, basename(path));
     },
 
+    'model.importFolder': async (params) => {
+      if (params.source === 'upload') return importFolderAt(uploads.finish(params.uploadId, params.folder), true);
+      let dir: string;
+      if (params.source === 'dialog') {
+        const picked = await needDialogs('Import model folder').pickFolder({ title: 'Import a Hugging Face model folder' });
+        if (!picked) return { cancelled: true };
+        dir = files.grantModelFolder(picked);
+      } else if (options.mode === 'browser') {
+        // The page holds this launch's token, i.e. it is the user: a path typed there is the user's own pick.
+        dir = files.grantModelFolder(folderOfPick(params.path));
+      } else {
+        // Electron: a folder dropped on the window (the main process granted the path the OS gave).
+        dir = files.check(folderOfPick(params.path));
+      }
+      return importFolderAt(dir, false);
+    },
+    'model.uploadFile': async (params) => ({ uploadBytes: uploads.write(params) }),
+    'models.list': async () => {
+      const models = modelList.read();
+      const warning = modelList.takeWarning();
+      return {
+        models,
+        memory: { totalBytes: totalmem(), freeBytes: freemem() },
+        uploadLimitBytes: MAX_FOLDER_UPLOAD_BYTES,
+        ...(warning ? { warning } : {}),
+      };
+    },
+    'models.remove': async ({ dir }) => ({ models: modelList.remove(dir) }),
+
     'run.start': async ({ document, outputs, inputs, graphPath }) => {
       const args = { document, outputs, inputs: workerInputs(inputs), baseDir: baseDirFor(graphPath) };
       const id = randomUUID();
@@ -290,7 +357,7 @@ export function createHostApi(options: HostApiOptions): HostApi {
       await engine.call('run.cancel', { id });
       return {};
     },
-    'compare.start': async ({ document, nodeId, candidates, inputs, images, graphPath }) =>
+    'compare.start': async ({ document, nodeId, candidates, inputs, images, graphPath, dataset }) =>
       startJob('compare.start', {
         document,
         nodeId,
@@ -298,6 +365,8 @@ export function createHostApi(options: HostApiOptions): HostApi {
         inputs: workerInputs(inputs),
         images: images.map((im, i) => workerImage(im, `image ${i + 1} of the set`)),
         baseDir: baseDirFor(graphPath),
+        // A dataset file is read only when the user picked it (its folder holds the images).
+        ...(dataset ? { dataset: { ...dataset, name: (BUILTIN_DATASETS as readonly string[]).includes(dataset.name) ? dataset.name : files.check(dataset.name) } } : {}),
       }),
     'compare.cancel': async ({ id }) => {
       await engine.call('compare.cancel', { id });
@@ -408,5 +477,6 @@ export function createHostApi(options: HostApiOptions): HostApi {
 function toHostError(e: unknown): { code: ErrorCode; message: string } {
   if (e instanceof HostFailure || e instanceof EngineFailure) return { code: e.code, message: e.message };
   if (e instanceof FilePolicyError) return { code: 'file-policy', message: e.message };
+  if (e instanceof ModelsError) return { code: e.code, message: e.message };
   return { code: 'failed', message: e instanceof Error ? e.message : String(e) };
 }

@@ -1,7 +1,7 @@
 // File policy: the host touches only files the user picked (dialog, drop) and the app's own data folder.
 // Every access re-resolves symlinks, so a link swapped after the pick cannot lead outside.
 
-import { existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 export class FilePolicyError extends Error {
@@ -47,6 +47,36 @@ export class FilePolicy {
     const real = realResolve(path);
     this.pickedFolders.add(real);
     return real;
+  }
+
+  /**
+   * A model folder the user picked: readable as a whole (the weights stay where they lie). A hub-cache snapshot
+   * (`models--org--name/snapshots/<rev>/`, whose files link into `../../blobs/`) also makes that model's own
+   * `blobs/` readable, and nothing else of the cache.
+   */
+  grantModelFolder(path: string): string {
+    const real = this.grantFolder(path);
+    const snapshots = dirname(real);
+    const repo = dirname(snapshots);
+    if (basename(snapshots) === 'snapshots' && basename(repo).startsWith('models--')) this.grantFolder(join(repo, 'blobs'));
+    return real;
+  }
+
+  /**
+   * Something dropped on the window, whose path came from the OS: a folder is a model folder pick, a file a file
+   * pick, and a dropped `config.json` picks its folder (dropping a model's config.json imports the model).
+   */
+  grantDropped(path: string): string {
+    if (!isAbsolute(path)) throw new FilePolicyError(`'${path}' is not an absolute path`);
+    let isDir: boolean;
+    try {
+      isDir = statSync(path).isDirectory();
+    } catch (e) {
+      throw new FilePolicyError(`cannot read the dropped '${path}': ${(e as Error).message}`);
+    }
+    if (isDir) return this.grantModelFolder(path);
+    if (basename(path) === 'config.json') this.grantModelFolder(dirname(path));
+    return this.grantFile(path);
   }
 
   /** A path inside the app's data folder; `parts` are names chosen by the app, never raw user input. */

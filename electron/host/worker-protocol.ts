@@ -11,6 +11,7 @@ export type WorkerOp =
   | 'document.validate'
   | 'document.parameters'
   | 'onnx.inspect'
+  | 'hf.import'
   | 'run.start'
   | 'run.cancel'
   | 'compare.start'
@@ -48,6 +49,7 @@ export const ENGINE_MODULES = {
   train: { file: 'engine/train', exports: ['startTraining', 'pauseTraining', 'resumeTraining', 'stopTraining'] },
   recipes: { file: 'engine/trainer/recipes', exports: ['RECIPE_NAMES'] },
   export: { file: 'export/index', exports: ['exportGraph'] },
+  hf: { file: 'formats/hf/import', exports: ['importHfFolder'] },
 } as const;
 
 /** Control ops and the engine function each one calls. */

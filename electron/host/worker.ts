@@ -17,6 +17,7 @@ import {
 import { loadModel } from '../onnx/proto.js';
 import { tensorSize } from '../onnx/ir.js';
 import type { InspectReport as ParameterReport } from '../engine/param-stats.js';
+import type { ImportResult } from '../formats/hf/import.js';
 
 class WorkerFailure extends Error {
   constructor(readonly code: 'not-available' | 'invalid-file' | 'failed' | 'not-found', message: string) {
@@ -199,6 +200,23 @@ function onnxInspect(args: { path: string }): unknown {
   };
 }
 
+/**
+ * A Hugging Face folder (the host checked it against its file policy) as a graph; the reader's and the mappings'
+ * errors name the file, tensor or field, and come back as `invalid-file`.
+ */
+async function hfImport(args: { dir: string }): Promise<unknown> {
+  const importFolder = fn<(dir: string) => ImportResult>(await engineModule('hf'), 'importHfFolder');
+  let imported: ImportResult;
+  try {
+    imported = importFolder(args.dir);
+  } catch (e) {
+    throw new WorkerFailure('invalid-file', `cannot import '${args.dir}': ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const wire = graphDocumentWireSchema.safeParse(imported.doc);
+  if (!wire.success) throw new WorkerFailure('failed', describeZodError(wire.error, `the graph imported from '${args.dir}'`));
+  return { document: wire.data, summary: imported.summary, notes: imported.notes };
+}
+
 /** Jobs (runs, trainings, exports) the engine reports on through events. */
 function emit(event: HostEvent): void {
   post({ kind: 'event', event });
@@ -237,6 +255,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case 'document.validate': return documentValidate(req.args as { document: unknown });
     case 'document.parameters': return documentParameters(req.args as { document: unknown; baseDir: string });
     case 'onnx.inspect': return onnxInspect(req.args as { path: string });
+    case 'hf.import': return hfImport(req.args as { dir: string });
     case 'run.start': return engineJob('run', req.args as { id: string });
     case 'compare.start': return engineJob('compare', req.args as { id: string });
     case 'train.start': return engineJob('train', req.args as { id: string });
