@@ -432,7 +432,7 @@ export class RunPlan {
   constructor(
     readonly doc: GraphDocument,
     readonly catalog: Catalog,
-    private readonly opts: Pick<RunOptions, 'baseDir' | 'targets'>,
+    private readonly opts: Pick<RunOptions, 'baseDir' | 'targets' | 'onEvent'>,
   ) {
     for (const n of doc.nodes) this.nodes.set(n.id, n);
     this.resolved = resolveNodes(doc, catalog);
@@ -543,7 +543,7 @@ export class RunPlan {
       let mapped = this.weightCache.get(key);
       if (!mapped) {
         try {
-          mapped = loadHfNodeWeights(path, spec.hf, this.node(source).params as Record<string, unknown>);
+          mapped = loadHfNodeWeights(path, spec.hf, this.node(source).params as Record<string, unknown>, this.weightsProgress(forNode));
         } catch (e) {
           throw new RunError(`node '${source}': cannot load weights from '${spec.path}': ${(e as Error).message}`, source);
         }
@@ -568,6 +568,19 @@ export class RunPlan {
     if (!all || source === forNode) return all;
     // A node sharing another node's weights takes only the tensors it has (e.g. embed_tokens.weight).
     return new Map([...all].filter(([k]) => k === WORD_EMBEDDING));
+  }
+
+  /** Progress of reading a node's weights from a model folder, as `progress` events (at most one per 100 ms). */
+  private weightsProgress(node: string): ((read: number, total: number) => void) | undefined {
+    const onEvent = this.opts.onEvent;
+    if (!onEvent) return undefined;
+    let last = 0;
+    return (read, total) => {
+      const now = performance.now();
+      if (read < total && now - last < 100) return;
+      last = now;
+      onEvent({ type: 'progress', node, step: read, total, detail: 'loading weights' });
+    };
   }
 
   /** Everything that determines the built model of a node (not its inputs' values). */

@@ -113,30 +113,37 @@ async function countedFragment(
   doc: GraphDocument,
   baseDir: string,
   id: string,
-): Promise<Described & { describeOnly: boolean }> {
+): Promise<Described & { describeOnly: boolean; fromShapes: boolean }> {
   const def = plan.def(id);
   if (!def.build) throw new Error(`node '${id}' has no ONNX builder`);
-  if (plan.node(plan.weightSource(id)).weights === undefined) {
+  const weights = plan.node(plan.weightSource(id)).weights;
+  // A model folder's weights are counted from their shapes (the import checked them against the config): counting
+  // must not read gigabytes the user has not asked to load yet (the Models panel estimates that memory first).
+  if (weights === undefined || weights.hf) {
     const key = hashKey(plan.buildIdentity(id));
     let described = describedByBuild.get(key);
     if (described === undefined) {
-      described = describe(plan, id, def.build);
+      described = describe(plan, id, def.build, weights?.hf !== undefined);
       if (describedByBuild.size >= DESCRIBED_ENTRIES) describedByBuild.delete(describedByBuild.keys().next().value as string);
       describedByBuild.set(key, described);
     }
-    if (described) return { ...described, describeOnly: true };
+    // Folder weights exist (they are just not read here), so they are not 'describe-only'.
+    if (described) return { ...described, describeOnly: !weights?.hf, fromShapes: true };
   }
   const fragment = await executor.fragmentOf(doc, baseDir, id);
   const adapterWeights = new Set((await executor.adaptersOf(doc, baseDir, id)).trainable);
-  return { fragment, adapterWeights, describeOnly: false };
+  return { fragment, adapterWeights, describeOnly: false, fromShapes: false };
 }
 
-/** A describe-only build (with its adapters) when the node's seeded weights exceed DESCRIBE_ONLY_BYTES, else null. */
-function describe(plan: RunPlan, id: string, build: NonNullable<NodeTypeDef['build']>): Described | null {
+/**
+ * A describe-only build (with its adapters) when the node's seeded weights exceed DESCRIBE_ONLY_BYTES (or `always`,
+ * for weights in a model folder), else null.
+ */
+function describe(plan: RunPlan, id: string, build: NonNullable<NodeTypeDef['build']>, always = false): Described | null {
   const seed = nodeSeed(plan.doc.seed ?? 0, plan.weightOwner(id));
   const ctx: MetaBuildContext = { nodeId: id, seed, inputShapes: plan.shapes(id).inputs, meta: true };
   const fragment = build(plan.params(id), ctx);
-  if (weightBytes(fragment) <= DESCRIBE_ONLY_BYTES) return null;
+  if (!always && weightBytes(fragment) <= DESCRIBE_ONLY_BYTES) return null;
   const specs = plan.node(id).adapters;
   if (specs.length === 0) return { fragment, adapterWeights: new Set() };
   const applied = applyAdapters(fragment, specs, seed, { what: `node '${id}'` });
@@ -152,7 +159,7 @@ async function sharesEmbedding(executor: Executor, plan: RunPlan, doc: GraphDocu
 }
 
 async function countNode(executor: Executor, plan: RunPlan, doc: GraphDocument, baseDir: string, stats: NodeStats): Promise<void> {
-  const { fragment, adapterWeights, describeOnly } = await countedFragment(executor, plan, doc, baseDir, stats.id);
+  const { fragment, adapterWeights, describeOnly, fromShapes } = await countedFragment(executor, plan, doc, baseDir, stats.id);
   const owner = await sharesEmbedding(executor, plan, doc, baseDir, stats.id);
   if (owner) stats.sharedWith = owner;
   if (describeOnly) stats.describeOnly = true;
@@ -162,7 +169,7 @@ async function countNode(executor: Executor, plan: RunPlan, doc: GraphDocument, 
     const t = fragment.graph.initializers.get(w);
     if (!t || (owner && w === WORD_EMBEDDING)) continue;
     // A describe-only build has empty buffers: its weights are stored as float32.
-    const bits = describeOnly ? tensorSize(t.dims) * 32 : storedBits(t);
+    const bits = fromShapes ? tensorSize(t.dims) * 32 : storedBits(t);
     if (adapterWeights.has(w)) {
       stats.adapterParams += tensorSize(t.dims);
       adapterBits += bits;

@@ -25,12 +25,30 @@ export function hfFolderFor(dir: string, ref: HfWeightsRef): HfModelFolder {
   return folder;
 }
 
+/** Bytes of the folder's tensors read so far for a node, of all it reads (called after each tensor). */
+export type WeightsProgress = (bytesRead: number, totalBytes: number) => void;
+
 /** The node's weights by our initializer names, read (as float32) from the folder. */
-export function loadHfNodeWeights(dir: string, ref: HfWeightsRef, params: Record<string, unknown>): Map<string, Tensor> {
+export function loadHfNodeWeights(dir: string, ref: HfWeightsRef, params: Record<string, unknown>, onProgress?: WeightsProgress): Map<string, Tensor> {
   const folder = hfFolderFor(dir, ref);
   const part = architectureById(ref.architecture).parts[ref.part];
   if (!part) throw new ModelFolderError(`'${dir}': architecture '${ref.architecture}' has no part '${ref.part}'`);
+  const weights = [...part.weights(folder, params)];
+  const stored = (from: string[]) => {
+    let n = 0;
+    for (const t of from) {
+      const e = folder.weights.tensors.get(t);
+      if (e) n += e.end - e.begin;
+    }
+    return n;
+  };
+  const total = weights.reduce((n, [, w]) => n + stored(w.from), 0);
+  let read = 0;
   const out = new Map<string, Tensor>();
-  for (const [name, w] of part.weights(folder, params)) out.set(name, w.read());
+  for (const [name, w] of weights) {
+    out.set(name, w.read());
+    read += stored(w.from);
+    onProgress?.(read, total);
+  }
   return out;
 }
