@@ -82,8 +82,12 @@ describe('prompt node rendering', () => {
   });
 
   it('instruction, chain of thought and few-shot', () => {
-    expect(renderInstruction('Question: {input} Answer:', 'how many?')).toBe('Question: how many? Answer:');
-    expect(() => renderInstruction('no slot', 'x')).toThrow(PromptError);
+    expect(renderInstruction({ template: 'Question: {input} Answer:' }, 'how many?')).toBe('Question: how many? Answer:');
+    expect(() => renderInstruction({ template: 'no slot' }, 'x')).toThrow(PromptError);
+    // LLaVA's processor: each <image> becomes one token per image feature; the user's text is never expanded.
+    expect(renderInstruction({ template: 'USER: <image>\n{input} ASSISTANT:', image_token: '<image>', image_tokens: 3 }, 'a <image>?')).toBe(
+      'USER: <image><image><image>\na <image>? ASSISTANT:',
+    );
     expect(renderChainOfThought('Q?', "Let's think step by step.", 'after')).toBe("Q?\nLet's think step by step.");
     const fs = renderFewShotPrompt(
       [

@@ -195,11 +195,20 @@ export const instructionParams = z.strictObject({
     .string()
     .default('Question: {input} Answer:')
     .refine((t) => t.includes('{input}'), { message: "the template must contain '{input}'" }),
+  image_token: z.string().min(1).default('<image>'),
+  image_tokens: z.number().int().min(1).max(16384).default(1),
 });
+export type InstructionParams = z.infer<typeof instructionParams>;
 
-export function renderInstruction(template: string, input: string): string {
+/**
+ * Places the input into the template; each `image_token` of the template then expands to `image_tokens` copies, as
+ * LLaVA's processor expands `<image>` to one token per image feature (processor_config.json).
+ */
+export function renderInstruction(params: Pick<InstructionParams, 'template'> & Partial<InstructionParams>, input: string): string {
+  const { template } = params;
   if (!template.includes('{input}')) throw new PromptError(`instruction template '${template}' has no {input}`);
-  return template.split('{input}').join(input);
+  const withImages = params.image_token && (params.image_tokens ?? 1) > 1 ? template.split(params.image_token).join(params.image_token.repeat(params.image_tokens ?? 1)) : template;
+  return withImages.split('{input}').join(input);
 }
 
 const instructionNode: NodeTypeDef<typeof instructionParams> = {
@@ -217,7 +226,11 @@ const instructionNode: NodeTypeDef<typeof instructionParams> = {
     },
   },
   params: instructionParams,
-  paramDocs: { template: "The instruction text; every '{input}' is replaced by the input text." },
+  paramDocs: {
+    template: "The instruction text; every '{input}' is replaced by the input text.",
+    image_token: 'The image placeholder the template may contain (LLaVA: <image>).',
+    image_tokens: 'How many tokens each image placeholder expands to: one per image feature (LLaVA-1.5: 576), 1 = as written.',
+  },
   outputShapes: textOut,
   host: 'prompt.instruction',
 };

@@ -22,6 +22,7 @@ import {
 } from '../image.js';
 import { wavToLogMel } from '../audio.js';
 import {
+  type ImageInputParams,
   type NormalizePreset,
   audioParams,
   imageOutputParams,
@@ -74,6 +75,19 @@ function preprocessOptions(size: number, resize: 'shortest-then-crop' | 'stretch
   return { size, mode: resize, kernel: 'cubic', ...stats[normalize] };
 }
 
+/** The io.image params as preprocessing options: Pillow's filters, a separate shortest edge, explicit mean/std. */
+export function imagePreprocessOptions(p: ImageInputParams): PreprocessOptions {
+  const base = preprocessOptions(p.size, p.resize, p.normalize);
+  return {
+    ...base,
+    kernel: p.resample === 'sharp' ? 'cubic' : `pil-${p.resample}`,
+    shortestEdge: p.shortest_edge,
+    mean: p.mean ?? base.mean,
+    std: p.std ?? base.std,
+    rescale: p.rescale_factor,
+  };
+}
+
 function textInput(inputs: Record<string, HostValue>, port: string, ctx: HostStepContext): string {
   const v = inputs[port];
   if (typeof v !== 'string') throw new HostStepError(`node '${ctx.nodeId}': input '${port}' must be text`);
@@ -103,7 +117,7 @@ async function imageStep(raw: unknown, _inputs: Record<string, HostValue>, ctx: 
   else if (p.base64) [source, label] = [Buffer.from(p.base64, 'base64'), `node '${ctx.nodeId}' base64 image`];
   else if (p.path) [source, label] = [resolvePath(ctx, p.path), p.path];
   else throw new HostStepError(`node '${ctx.nodeId}' (io.image): no image: set its path or drop an image on it`);
-  const pv = await loadPixelValues([source], preprocessOptions(p.size, p.resize, p.normalize), [label]);
+  const pv = await loadPixelValues([source], imagePreprocessOptions(p), [label]);
   return { pixel_values: pixelTensor(pv.dims, pv.data) };
 }
 
@@ -207,7 +221,7 @@ async function chatStep(raw: unknown, inputs: Record<string, HostValue>, ctx: Ho
 }
 
 async function instructionStep(raw: unknown, inputs: Record<string, HostValue>, ctx: HostStepContext): Promise<Record<string, HostValue>> {
-  return { text: renderInstruction(instructionParams.parse(raw).template, textInput(inputs, 'text', ctx)) };
+  return { text: renderInstruction(instructionParams.parse(raw), textInput(inputs, 'text', ctx)) };
 }
 
 async function chainOfThoughtStep(raw: unknown, inputs: Record<string, HostValue>, ctx: HostStepContext): Promise<Record<string, HostValue>> {

@@ -376,6 +376,30 @@ const indexSchema = z.looseObject({
   weight_map: z.record(z.string(), z.string()),
 });
 
+
+/** Data bytes hashed per shard: all of a small shard, else this many evenly spaced blocks (a cheap content check). */
+const FINGERPRINT_BLOCKS = 32;
+const FINGERPRINT_BLOCK_BYTES = 4096;
+
+/**
+ * Adds samples of a shard's tensor data to the fingerprint: headers alone miss a tensor rewritten in place with the
+ * same shape, and hashing gigabytes on every open is too slow, so small shards are hashed whole and large ones at
+ * 32 fixed places (a retrained or replaced checkpoint changes them with near certainty).
+ */
+function hashDataSamples(hash: ReturnType<typeof createHash>, path: string, file: string, dataStart: number, fileSize: number): void {
+  const dataBytes = fileSize - dataStart;
+  const whole = dataBytes <= FINGERPRINT_BLOCKS * FINGERPRINT_BLOCK_BYTES;
+  const fd = openSync(path, 'r');
+  try {
+    const length = whole ? dataBytes : FINGERPRINT_BLOCK_BYTES;
+    const block = new Uint8Array(length);
+    const offsets = whole ? [dataStart] : Array.from({ length: FINGERPRINT_BLOCKS }, (_, i) => dataStart + Math.floor(((dataBytes - FINGERPRINT_BLOCK_BYTES) * i) / (FINGERPRINT_BLOCKS - 1)));
+    for (const at of offsets) hash.update(readExactly(fd, at, length, file, block));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Shards listed by an index; shard names are relative to the index's own folder, as in transformers. */
 function openSharded(folder: Confinement, indexRel: string): HfWeights {
   const index = parsed(indexSchema, readJson(folder, indexRel), indexRel);
@@ -424,6 +448,7 @@ function openShards(folder: Confinement, files: string[], index: IndexInfo | und
     const header = readHeader(real, file);
     realPaths.set(file, { path: real, size: header.fileSize });
     hash.update(file).update('\0').update(String(header.fileSize)).update('\0').update(header.headerBytes);
+    hashDataSamples(hash, real, file, header.dataStart, header.fileSize);
     for (const e of header.entries) {
       const other = tensors.get(e.name);
       if (other) throw new ModelFolderError(`tensor '${e.name}' is stored in both '${other.file}' and '${file}'`);
