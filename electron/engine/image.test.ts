@@ -5,8 +5,10 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   CLIP_MEAN, CLIP_STD, ImageError, centerCrop, chwToRgb, clipPreprocess, decodeImage, encodeJpeg, encodePng,
-  encodePngFromChw, loadPixelValues, normalizeImage, resizeImage, shortestEdgeSize, toPixelValues, type RgbImage,
+  encodePngFromChw, loadPixelValues, normalizeImage, PIL_FILTERS, pilResize, resizeImage, shortestEdgeSize, toPixelValues,
+  type RgbImage,
 } from './image.js';
+import { readSafetensors } from '../onnx/safetensors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'composer-image-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -142,5 +144,43 @@ describe('resize and normalise', () => {
     expect(pv.data[0]).toBeCloseTo((128 / 255 - CLIP_MEAN[0]) / CLIP_STD[0], 4);
     expect(pv.data[3 * 256 - 1]).toBeCloseTo((128 / 255 - CLIP_MEAN[2]) / CLIP_STD[2], 4);
     await expect(loadPixelValues([file, join(dir, 'nope.jpg')], clipPreprocess(16))).rejects.toThrow(/nope\.jpg/);
+  });
+});
+
+describe("Pillow's resampling (what transformers' image processors resize with)", () => {
+  // tools/pil_resize_reference.py: a 29×23 noisy gradient resized by Pillow with every filter, down and up.
+  const ref = readSafetensors(join(import.meta.dirname, 'testdata', 'pil_resize.safetensors')).tensors;
+  const asImage = (name: string): RgbImage => {
+    const t = ref.get(name);
+    if (!t) throw new Error(`pil_resize.safetensors has no '${name}'`);
+    const [height, width] = t.dims;
+    return { width, height, data: t.data as Uint8Array };
+  };
+  const source = asImage('source');
+
+  for (const filter of PIL_FILTERS) {
+    it(`${filter} is byte-identical to Pillow, down- and upsampling`, () => {
+      const sizes = [...ref.keys()].filter((k) => k.startsWith(`${filter.slice(4)}.`));
+      expect(sizes.length).toBe(3);
+      for (const key of sizes) {
+        const want = asImage(key);
+        const got = pilResize(source, want.width, want.height, filter);
+        expect([got.width, got.height]).toEqual([want.width, want.height]);
+        const differing = got.data.reduce((n, v, i) => n + (v === want.data[i] ? 0 : 1), 0);
+        expect(differing, `${key}: bytes that differ from Pillow`).toBe(0);
+      }
+    });
+  }
+
+  it('resizeImage and toPixelValues use it for pil-* kernels (shortest edge, then centre crop)', async () => {
+    const viaResize = await resizeImage(source, { mode: 'stretch', width: 13, height: 9, kernel: 'pil-bicubic' });
+    expect(Array.from(viaResize.data)).toEqual(Array.from(asImage('bicubic.13x9').data));
+    // 29×23, shortest edge 9 → 11×9 (long side truncated), centre crop 9×9 starts at column 1.
+    const crop = await resizeImage(source, { mode: 'shortest-then-crop', width: 9, height: 9, shortestEdge: 9, kernel: 'pil-bilinear' });
+    const full = pilResize(source, 11, 9, 'pil-bilinear');
+    expect(Array.from(crop.data)).toEqual(Array.from(centerCrop(full, 9, 9).data));
+    // The sharp kernel is a different implementation: it does not reproduce Pillow byte for byte.
+    const sharpCubic = await resizeImage(source, { mode: 'stretch', width: 13, height: 9, kernel: 'cubic' });
+    expect(Array.from(sharpCubic.data)).not.toEqual(Array.from(asImage('bicubic.13x9').data));
   });
 });

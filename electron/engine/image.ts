@@ -63,7 +63,172 @@ export async function decodeImage(src: ImageSource, label?: string): Promise<Rgb
   }
 }
 
-export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'lanczos3';
+/** sharp's kernels ('cubic' is Catmull-Rom) and Pillow's filters computed as Pillow does ('pil-*'). */
+export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'lanczos3' | PilFilter;
+
+/** Pillow's resampling filters (PIL.Image.Resampling), the ones Hugging Face image processors resize with. */
+export type PilFilter = 'pil-nearest' | 'pil-box' | 'pil-bilinear' | 'pil-hamming' | 'pil-bicubic' | 'pil-lanczos';
+export const PIL_FILTERS: readonly PilFilter[] = ['pil-nearest', 'pil-box', 'pil-bilinear', 'pil-hamming', 'pil-bicubic', 'pil-lanczos'];
+
+function isPilFilter(k: ResizeKernel): k is PilFilter {
+  return k.startsWith('pil-');
+}
+
+// Pillow's filter kernels (libImaging/Resample.c) and their supports.
+function sinc(x: number): number {
+  if (x === 0) return 1;
+  const px = x * Math.PI;
+  return Math.sin(px) / px;
+}
+const PIL_KERNELS: Record<Exclude<PilFilter, 'pil-nearest'>, { support: number; f: (x: number) => number }> = {
+  'pil-box': { support: 0.5, f: (x) => (x > -0.5 && x <= 0.5 ? 1 : 0) },
+  'pil-bilinear': { support: 1, f: (x) => (Math.abs(x) < 1 ? 1 - Math.abs(x) : 0) },
+  'pil-hamming': {
+    support: 1,
+    f: (x) => {
+      const a = Math.abs(x);
+      if (a === 0) return 1;
+      if (a >= 1) return 0;
+      const px = a * Math.PI;
+      return (Math.sin(px) / px) * (0.54 + 0.46 * Math.cos(px));
+    },
+  },
+  'pil-bicubic': {
+    support: 2,
+    f: (x) => {
+      const a = -0.5;
+      const t = Math.abs(x);
+      if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+      if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
+      return 0;
+    },
+  },
+  'pil-lanczos': { support: 3, f: (x) => (x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0) },
+};
+
+/** 8-bit fixed-point precision of Pillow's resampling (PRECISION_BITS = 32 − 8 − 2). */
+const PRECISION_BITS = 22;
+
+/**
+ * Per output pixel along one axis: the first source index, the tap count and the fixed-point weights, computed as
+ * Pillow's precompute_coeffs + normalize_coeffs_8bpc (antialiased: the filter widens by the downscale factor).
+ */
+function pilCoefficients(inSize: number, outSize: number, filter: { support: number; f: (x: number) => number }) {
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1);
+  const support = filter.support * filterscale;
+  const ksize = Math.ceil(support) * 2 + 1;
+  const bounds = new Int32Array(outSize * 2);
+  const kk = new Int32Array(outSize * ksize);
+  const w = new Float64Array(ksize);
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    const ss = 1 / filterscale;
+    const xmin = Math.max(0, Math.trunc(center - support + 0.5));
+    const xmax = Math.min(inSize, Math.trunc(center + support + 0.5)) - xmin;
+    let ww = 0;
+    for (let x = 0; x < xmax; x++) {
+      w[x] = filter.f((x + xmin - center + 0.5) * ss);
+      ww += w[x];
+    }
+    for (let x = 0; x < xmax; x++) {
+      const k = ww !== 0 ? w[x] / ww : w[x];
+      kk[xx * ksize + x] = Math.trunc(k < 0 ? -0.5 + k * (1 << PRECISION_BITS) : 0.5 + k * (1 << PRECISION_BITS));
+    }
+    bounds[xx * 2] = xmin;
+    bounds[xx * 2 + 1] = xmax;
+  }
+  return { bounds, kk, ksize };
+}
+
+function clip8(v: number): number {
+  if (v >= 2 ** (PRECISION_BITS + 8)) return 255;
+  if (v <= 0) return 0;
+  return Math.floor(v / 2 ** PRECISION_BITS);
+}
+
+/**
+ * Resizes like Pillow's Image.resize on an RGB image (what transformers' image processors call): nearest as
+ * Pillow's affine scale, the other filters as its two-pass (horizontal, then vertical) convolution with 8-bit
+ * fixed-point weights and rounding after each pass — so the result is byte-identical to Pillow's.
+ */
+export function pilResize(img: RgbImage, width: number, height: number, filter: PilFilter, what = 'image'): RgbImage {
+  checkRgbImage(img, what);
+  if (img.width === width && img.height === height) return img;
+  if (filter === 'pil-nearest') {
+    // ImagingScaleAffine: source index = ⌊(i + 0.5)·scale⌋, accumulated step by step as Pillow does.
+    const xs = new Int32Array(width);
+    let xo = (img.width / width) * 0.5;
+    for (let x = 0; x < width; x++, xo += img.width / width) xs[x] = Math.min(img.width - 1, Math.trunc(xo));
+    const out = new Uint8Array(width * height * 3);
+    let yo = (img.height / height) * 0.5;
+    for (let y = 0; y < height; y++, yo += img.height / height) {
+      const sy = Math.min(img.height - 1, Math.trunc(yo));
+      for (let x = 0; x < width; x++) {
+        const si = (sy * img.width + xs[x]) * 3;
+        const di = (y * width + x) * 3;
+        out[di] = img.data[si];
+        out[di + 1] = img.data[si + 1];
+        out[di + 2] = img.data[si + 2];
+      }
+    }
+    return { width, height, data: out };
+  }
+  const kernel = PIL_KERNELS[filter];
+  let cur = img;
+  if (width !== img.width) {
+    const { bounds, kk, ksize } = pilCoefficients(img.width, width, kernel);
+    const out = new Uint8Array(width * cur.height * 3);
+    for (let y = 0; y < cur.height; y++) {
+      const row = y * cur.width * 3;
+      for (let xx = 0; xx < width; xx++) {
+        const xmin = bounds[xx * 2];
+        const xmax = bounds[xx * 2 + 1];
+        let s0 = 1 << (PRECISION_BITS - 1);
+        let s1 = s0;
+        let s2 = s0;
+        for (let x = 0; x < xmax; x++) {
+          const k = kk[xx * ksize + x];
+          const si = row + (x + xmin) * 3;
+          s0 += cur.data[si] * k;
+          s1 += cur.data[si + 1] * k;
+          s2 += cur.data[si + 2] * k;
+        }
+        const di = (y * width + xx) * 3;
+        out[di] = clip8(s0);
+        out[di + 1] = clip8(s1);
+        out[di + 2] = clip8(s2);
+      }
+    }
+    cur = { width, height: cur.height, data: out };
+  }
+  if (height !== cur.height) {
+    const { bounds, kk, ksize } = pilCoefficients(cur.height, height, kernel);
+    const out = new Uint8Array(cur.width * height * 3);
+    for (let yy = 0; yy < height; yy++) {
+      const ymin = bounds[yy * 2];
+      const ymax = bounds[yy * 2 + 1];
+      for (let x = 0; x < cur.width; x++) {
+        let s0 = 1 << (PRECISION_BITS - 1);
+        let s1 = s0;
+        let s2 = s0;
+        for (let y = 0; y < ymax; y++) {
+          const k = kk[yy * ksize + y];
+          const si = ((y + ymin) * cur.width + x) * 3;
+          s0 += cur.data[si] * k;
+          s1 += cur.data[si + 1] * k;
+          s2 += cur.data[si + 2] * k;
+        }
+        const di = (yy * cur.width + x) * 3;
+        out[di] = clip8(s0);
+        out[di + 1] = clip8(s1);
+        out[di + 2] = clip8(s2);
+      }
+    }
+    cur = { width: cur.width, height, data: out };
+  }
+  return cur;
+}
 
 export interface ResizeOptions {
   /** 'shortest-then-crop' (CLIP): scale so the short side is `shortestEdge`, then centre-crop `width`×`height`.
@@ -101,18 +266,17 @@ export async function resizeImage(img: RgbImage, opts: ResizeOptions, what = 'im
     throw new ImageError(`${what}: invalid target size ${width}×${height}`);
   }
   const kernel = opts.kernel ?? 'cubic';
+  const scale = async (src: RgbImage, w: number, h: number): Promise<RgbImage> => {
+    if (src.width === w && src.height === h) return src;
+    if (isPilFilter(kernel)) return pilResize(src, w, h, kernel, what);
+    return toRgb(sharpFromRgb(src).resize(w, h, { fit: 'fill', kernel }));
+  };
   try {
-    if (opts.mode === 'stretch') {
-      if (img.width === width && img.height === height) return img;
-      return await toRgb(sharpFromRgb(img).resize(width, height, { fit: 'fill', kernel }));
-    }
+    if (opts.mode === 'stretch') return await scale(img, width, height);
     const edge = opts.shortestEdge ?? Math.min(width, height);
     if (!Number.isInteger(edge) || edge <= 0) throw new ImageError(`${what}: invalid shortest edge ${edge}`);
     const scaled = shortestEdgeSize(img.width, img.height, edge);
-    const resized = scaled.width === img.width && scaled.height === img.height
-      ? img
-      : await toRgb(sharpFromRgb(img).resize(scaled.width, scaled.height, { fit: 'fill', kernel }));
-    return centerCrop(resized, width, height, what);
+    return centerCrop(await scale(img, scaled.width, scaled.height), width, height, what);
   } catch (e) {
     if (e instanceof ImageError) throw e;
     throw new ImageError(`${what}: resize failed: ${(e as Error).message}`);

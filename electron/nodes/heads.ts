@@ -22,6 +22,7 @@ export const labelsParams = z.strictObject({
   labels: z.array(z.string().trim().min(1, 'a label cannot be empty')).min(1, 'give at least one label').default(DEFAULT_LABELS),
   tokenizer: z.string().default('builtin'),
   max_length: z.number().int().min(2).max(512).default(77),
+  padding: z.enum(['longest', 'max_length']).default('longest'),
 });
 export type LabelsParams = z.infer<typeof labelsParams>;
 
@@ -68,6 +69,10 @@ const labelsNode: NodeTypeDef<typeof labelsParams> = {
     labels: 'The candidate labels (CLIP works best with prompts such as "a photo of a red circle").',
     tokenizer: "'builtin' or the path of a tokenizer.json (relative to the graph file).",
     max_length: 'Longest label in tokens, end-of-text included (77 in CLIP); longer labels are an error.',
+    padding:
+      "'longest': rows are padded to the longest label (CLIP: its causal text tower pools at the end-of-text token, " +
+      "so padding never matters); 'max_length': every row is padded to max_length, as SigLIP's processor does (its " +
+      'text tower pools at the last position).',
   },
   outputShapes: (p) => ({ input_ids: [p.labels.length, 'T'], attention_mask: [p.labels.length, 'T'] }),
   host: 'text.labels',
@@ -78,6 +83,8 @@ const labelsNode: NodeTypeDef<typeof labelsParams> = {
 
 export const zeroShotParams = z.strictObject({
   logit_scale: z.number().positive().max(1000).default(100),
+  logit_bias: z.number().default(0),
+  activation: z.enum(['softmax', 'sigmoid']).default('softmax'),
 });
 export type ZeroShotParams = z.infer<typeof zeroShotParams>;
 
@@ -96,20 +103,31 @@ const zeroShotNode: NodeTypeDef<typeof zeroShotParams> = {
     ],
     outputs: [
       { name: 'text', kind: 'text', doc: 'The best label (one line per image).' },
-      { name: 'scores', kind: 'logits', shape: ['B', 'L'], doc: 'Softmax over the labels of logit_scale · cosine similarity.' },
+      { name: 'scores', kind: 'logits', shape: ['B', 'L'], doc: 'Probabilities: softmax over the labels (CLIP) or sigmoid of each logit (SigLIP).' },
+      { name: 'logits', kind: 'logits', shape: ['B', 'L'], doc: "s · cosine similarity + b, before the softmax or sigmoid (transformers' logits_per_image)." },
     ],
     doc: {
       summary:
-        'CLIP zero-shot classification: L2-normalise image and label embeddings, score every label by cosine ' +
-        'similarity times the logit scale, and return the most likely label with the softmax scores.',
-      usedBy: ['CLIP', 'open_clip', 'SigLIP (with a sigmoid instead of the softmax)'],
-      formula: 'logits = s · (x/‖x‖)(t/‖t‖)ᵀ;  scores = softmax(logits);  answer = labels[argmax]',
-      details: "CLIP learns s = exp(logit_scale) and clamps it at 100; trained CLIP models sit at that bound.",
+        'Zero-shot classification: L2-normalise image and label embeddings, score every label by cosine similarity ' +
+        'times the logit scale (plus a bias), and return the most likely label with its probabilities: a softmax over ' +
+        'the labels as CLIP, or an independent sigmoid per label as SigLIP.',
+      usedBy: ['CLIP', 'open_clip', 'SigLIP (sigmoid with a learned bias)'],
+      formula: 'logits = s · (x/‖x‖)(t/‖t‖)ᵀ + b;  scores = softmax(logits) or σ(logits);  answer = labels[argmax]',
+      details:
+        'CLIP learns s = exp(logit_scale) and clamps it at 100 (trained CLIP models sit at that bound), b = 0; SigLIP ' +
+        'learns s = exp(logit_scale) ≈ 117 and b = logit_bias ≈ −13. An imported folder sets both from its tensors.',
     },
   },
   params: zeroShotParams,
-  paramDocs: { logit_scale: 'Multiplier s of the cosine similarities before the softmax (exp of CLIP\'s learned logit_scale; 100 when trained).' },
-  outputShapes: (_p, inputs) => ({ scores: [inputs.image_embeds?.[0] ?? 'B', inputs.text_embeds?.[0] ?? 'L'] }),
+  paramDocs: {
+    logit_scale: "Multiplier s of the cosine similarities (exp of the model's learned logit_scale; 100 for a trained CLIP).",
+    logit_bias: "Added to every logit (SigLIP's learned logit_bias; 0 for CLIP).",
+    activation: "'softmax' over the labels (CLIP: the scores of an image sum to 1) or 'sigmoid' per label (SigLIP).",
+  },
+  outputShapes: (_p, inputs) => {
+    const dims = [inputs.image_embeds?.[0] ?? 'B', inputs.text_embeds?.[0] ?? 'L'];
+    return { scores: dims, logits: dims };
+  },
   host: 'head.zero_shot',
 };
 

@@ -22,6 +22,12 @@ const imageDocs = {
 // ---------------------------------------------------------------------------------------------------------------
 // io.image
 
+/** Resampling: sharp's Catmull-Rom cubic, or one of Pillow's filters computed exactly as Pillow does. */
+export const RESAMPLE_FILTERS = ['sharp', 'bicubic', 'bilinear', 'nearest', 'lanczos', 'box', 'hamming'] as const;
+export type ResampleName = (typeof RESAMPLE_FILTERS)[number];
+
+const channels = z.tuple([z.number(), z.number(), z.number()]);
+
 export const imageParams = z
   .strictObject({
     path: z.string().default(''),
@@ -29,8 +35,17 @@ export const imageParams = z
     size: imageSize,
     resize: resizeMode,
     normalize,
+    resample: z.enum(RESAMPLE_FILTERS).default('sharp'),
+    shortest_edge: z.number().int().min(8).max(4096).optional(),
+    mean: channels.optional(),
+    std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).optional(),
+    rescale_factor: z.number().positive().default(1 / 255),
   })
-  .refine((p) => !(p.path && p.base64), { message: 'give either path or base64, not both', path: ['base64'] });
+  .refine((p) => !(p.path && p.base64), { message: 'give either path or base64, not both', path: ['base64'] })
+  .refine((p) => p.shortest_edge === undefined || p.shortest_edge >= p.size, {
+    message: 'shortest_edge must be at least size (the centre crop cannot be larger than the resized image)',
+    path: ['shortest_edge'],
+  });
 
 export type ImageInputParams = z.infer<typeof imageParams>;
 
@@ -46,7 +61,11 @@ const imageNode: NodeTypeDef<typeof imageParams> = {
     doc: {
       summary: 'Loads one image (file path, dropped bytes, or the image given at run time), resizes and normalises it.',
       usedBy: ['every vision-language model'],
-      formula: 'pixel_values = (resize(img) / 255 − mean) / std',
+      formula: 'pixel_values = (resize(img) · rescale_factor − mean) / std',
+      details:
+        'An imported Hugging Face folder sets these params from its preprocessor_config.json: shortest_edge and size ' +
+        '(crop) for CLIP, stretch for SigLIP and BLIP-2, resample = Pillow\'s filter (byte-identical to Pillow, as the ' +
+        'transformers image processors resize), image_mean / image_std as mean / std.',
     },
   },
   params: imageParams,
@@ -54,6 +73,16 @@ const imageNode: NodeTypeDef<typeof imageParams> = {
     path: 'Image file (PNG, JPEG, WebP, …); relative paths are resolved against the graph file. Empty: given at run time.',
     base64: 'The image bytes, base64-encoded, instead of a path (for dropped files).',
     ...imageDocs,
+    resample:
+      "Resampling filter: 'sharp' (Catmull-Rom cubic via sharp, what the built-in models were trained with) or one of " +
+      "Pillow's filters (bicubic, bilinear, nearest, lanczos, box, hamming) computed exactly as Pillow does, which " +
+      'is what transformers\' image processors use.',
+    shortest_edge:
+      "For resize 'shortest-then-crop': the short side is scaled to this before the centre crop to size (CLIP's " +
+      'size.shortest_edge); empty = size.',
+    mean: 'Per-channel mean (R, G, B) in [0, 1] units; overrides the normalize preset (preprocessor image_mean).',
+    std: 'Per-channel standard deviation (R, G, B); overrides the normalize preset (preprocessor image_std).',
+    rescale_factor: 'Multiplier of the 8-bit values before mean/std (1/255; 1 = do_rescale off).',
   },
   outputShapes: (p) => ({ pixel_values: [1, 3, p.size, p.size] }),
   host: 'io.image',

@@ -62,3 +62,38 @@ describe('head.zero_shot', () => {
     ).rejects.toThrow(/node 'n': 2 labels but 1 rows in 'text_embeds'/);
   });
 });
+
+describe('SigLIP-style scoring and padding', () => {
+  it('sigmoid with a bias scores each label independently; logits come out before the activation', async () => {
+    const out = await headHostSteps['head.zero_shot'](
+      { logit_scale: 10, logit_bias: -3, activation: 'sigmoid' },
+      { image_embeds: f32([1, 2], [3, 0]), text_embeds: f32([2, 2], [0, 5, 2, 0]), labels: 'up\nright' },
+      ctx,
+    );
+    expect(out.text).toBe('right');
+    const logits = Array.from((out.logits as Tensor).data as Float32Array);
+    expect(logits[0]).toBeCloseTo(-3, 6);
+    expect(logits[1]).toBeCloseTo(7, 6);
+    const scores = Array.from((out.scores as Tensor).data as Float32Array);
+    expect(scores[0]).toBeCloseTo(1 / (1 + Math.exp(3)), 6);
+    expect(scores[1]).toBeCloseTo(1 / (1 + Math.exp(-7)), 6);
+    // Softmax scores of one image sum to 1, sigmoid scores need not.
+    const soft = await headHostSteps['head.zero_shot']({ logit_scale: 10 }, { image_embeds: f32([1, 2], [3, 0]), text_embeds: f32([2, 2], [0, 5, 2, 0]), labels: 'up\nright' }, ctx);
+    const s = Array.from((soft.scores as Tensor).data as Float32Array);
+    expect(s[0] + s[1]).toBeCloseTo(1, 6);
+    expect(Array.from((soft.logits as Tensor).data as Float32Array)).toEqual([0, 10]);
+  });
+
+  it("padding 'max_length' pads every label row to max_length with the pad token, mask 0", async () => {
+    const out = await headHostSteps['text.labels']({ labels: ['a red circle', 'a blue square'], max_length: 16, padding: 'max_length' }, {}, ctx);
+    const ids = out.input_ids as Tensor;
+    const mask = Array.from((out.attention_mask as Tensor).data as BigInt64Array).map(Number);
+    expect(ids.dims).toEqual([2, 16]);
+    const tok = builtinTokenizer();
+    const row0 = Array.from(ids.data as BigInt64Array).slice(0, 16).map(Number);
+    const expected = [...tok.encode('a red circle'), tok.specialIds.eos!];
+    expect(row0.slice(0, expected.length)).toEqual(expected);
+    expect(row0.slice(expected.length).every((id) => id === tok.specialIds.pad)).toBe(true);
+    expect(mask.slice(0, 16)).toEqual(row0.map((_, i) => (i < expected.length ? 1 : 0)));
+  });
+});

@@ -28,7 +28,7 @@ const labelsStep: HostStep = async (raw, inputs, ctx) => {
     }
     return ids;
   });
-  const T = Math.max(...rows.map((r) => r.length));
+  const T = p.padding === 'max_length' ? p.max_length : Math.max(...rows.map((r) => r.length));
   const L = rows.length;
   const ids = new BigInt64Array(L * T).fill(BigInt(pad ?? eos));
   const mask = new BigInt64Array(L * T);
@@ -74,16 +74,29 @@ const zeroShotStep: HostStep = async (raw, inputs, ctx) => {
     );
   }
   const scores = new Float32Array(images.length * texts.length);
+  const logitsOut = new Float32Array(images.length * texts.length);
   const best: string[] = [];
   images.forEach((img, b) => {
-    const logits = texts.map((t) => p.logit_scale * t.reduce((s, v, i) => s + v * img[i], 0));
+    const logits = texts.map((t) => p.logit_scale * t.reduce((s, v, i) => s + v * img[i], 0) + p.logit_bias);
     const top = Math.max(...logits);
-    const exps = logits.map((l) => Math.exp(l - top));
-    const sum = exps.reduce((a, c) => a + c, 0);
-    exps.forEach((e, l) => (scores[b * texts.length + l] = e / sum));
+    const probs =
+      p.activation === 'sigmoid'
+        ? logits.map((l) => 1 / (1 + Math.exp(-l)))
+        : (() => {
+            const exps = logits.map((l) => Math.exp(l - top));
+            const sum = exps.reduce((a, c) => a + c, 0);
+            return exps.map((e) => e / sum);
+          })();
+    probs.forEach((v, l) => (scores[b * texts.length + l] = v));
+    logits.forEach((v, l) => (logitsOut[b * texts.length + l] = v));
     best.push(labels[logits.indexOf(top)]);
   });
-  return { text: best.join('\n'), scores: { dtype: 'float32', dims: [images.length, texts.length], data: scores } };
+  const dims = [images.length, texts.length];
+  return {
+    text: best.join('\n'),
+    scores: { dtype: 'float32', dims, data: scores },
+    logits: { dtype: 'float32', dims: [...dims], data: logitsOut },
+  };
 };
 
 export const headHostSteps: Record<string, HostStep> = { 'text.labels': labelsStep, 'head.zero_shot': zeroShotStep };
