@@ -1,6 +1,6 @@
-// Modality encoders: CLIP ViT, EVA ViT, CLIP text, BERT, Whisper audio. Each builds a standalone ONNX fragment whose
-// inputs and outputs are named after its ports, with weights named like the reference PyTorch state dicts
-// (HF transformers for CLIP/BERT/Whisper, LAVIS for EVA), so real checkpoints load by name.
+// Modality encoders: CLIP ViT, EVA ViT, CLIP text, BERT, Whisper audio, SigLIP vision and text. Each builds a
+// standalone ONNX fragment whose inputs and outputs are named after its ports, with weights named like the reference
+// PyTorch state dicts (HF transformers for CLIP/SigLIP/BERT/Whisper, LAVIS for EVA), so real checkpoints load by name.
 
 import { z } from 'zod';
 import {
@@ -30,9 +30,11 @@ import {
   sliceAxis,
   withOverrides,
   activation,
+  ACTIVATIONS,
+  type Activation,
 } from './blocks.js';
 import { BUILTIN_VOCAB_SIZE } from './llms.js';
-import type { BuildContext, NodeTypeDef, OnnxFragment } from './types.js';
+import type { BuildContext, NodeTypeDef, OnnxFragment, PortSpec } from './types.js';
 
 const BATCH = 'batch_size';
 const posInt = () => z.number().int().positive().optional();
@@ -69,6 +71,17 @@ function patchEmbed(s: Scope, pixels: string, name: string, dim: number, patch: 
 
 const selectDoc = "'patch' drops the CLS token (LLaVA), 'cls_patch' keeps it (BLIP-2, MiniGPT-4).";
 
+/** MLP activation names (HF `hidden_act`: gelu_pytorch_tanh and gelu_fast are the tanh formula, here gelu_new). */
+const actParam = (fallback: (typeof ACTIVATIONS)[number]) => z.enum(ACTIVATIONS).default(fallback);
+const ACT_DOC =
+  'MLP activation: quick_gelu (x·σ(1.702x), OpenAI CLIP), gelu (exact erf), gelu_new (tanh approximation = HF ' +
+  'gelu_new / gelu_pytorch_tanh / gelu_fast), relu, silu or tanh.';
+
+/** The node's declared output ports less those its params switch off. */
+function outputsWithout(outputs: PortSpec[], absent: Array<string | false>): PortSpec[] {
+  return outputs.filter((o) => !absent.includes(o.name));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // encoder.clip_vit
 
@@ -90,11 +103,12 @@ const clipVitParams = z.object({
   num_heads: posInt(),
   intermediate_size: posInt(),
   projection_dim: posInt(),
-  act: z.enum(['quick_gelu', 'gelu']).default('quick_gelu'),
+  act: actParam('quick_gelu'),
   eps: z.number().positive().default(1e-5),
   feature_layer: z.number().int().default(-1),
   select: z.enum(['patch', 'cls_patch']).default('patch'),
   feature_norm: z.boolean().default(false),
+  projection: z.boolean().default(true),
 });
 type ClipVitParams = z.infer<typeof clipVitParams>;
 
@@ -167,14 +181,16 @@ function buildClipVit(p: ClipVitParams, ctx: BuildContext): OnnxFragment {
   const postB = s.p.weight(`${pre}.post_layernorm.bias`, [D], init.zeros());
   const postLn = (v: string) => b.op('LayerNormalization', [v, postW, postB], { axis: -1, epsilon: p.eps });
   const pooled = postLn(b.op('Gather', [x, b.scalar(0, 'int64')], { axis: 1 }));
-  const embeds = linear(s, pooled, 'visual_projection', D, d.projection_dim, { bias: false, weightInit: init.normal(D ** -0.5) });
 
   let feats = p.feature_norm ? postLn(hidden[k]) : hidden[k];
   if (p.select === 'patch') feats = sliceAxis(b, feats, 1, 1, Infinity);
 
   portOutput(s, 'last_hidden_state', x, [BATCH, n + 1, D]);
   portOutput(s, 'pooler_output', pooled, [BATCH, D]);
-  portOutput(s, 'image_embeds', embeds, [BATCH, d.projection_dim]);
+  if (p.projection) {
+    const embeds = linear(s, pooled, 'visual_projection', D, d.projection_dim, { bias: false, weightInit: init.normal(D ** -0.5) });
+    portOutput(s, 'image_embeds', embeds, [BATCH, d.projection_dim]);
+  }
   portOutput(s, 'vision_features', feats, [BATCH, p.select === 'patch' ? n : n + 1, D]);
   return closeScope(s);
 }
@@ -221,11 +237,14 @@ const clipVit: NodeTypeDef<typeof clipVitParams> = {
     num_heads: 'Attention heads; must divide hidden_size.',
     intermediate_size: 'MLP hidden width (4·D in CLIP).',
     projection_dim: 'Width of image_embeds (the CLIP joint space).',
-    act: 'MLP activation: quick_gelu (OpenAI CLIP) or exact gelu.',
+    act: ACT_DOC,
     eps: 'LayerNorm epsilon.',
     feature_layer: 'Which hidden state vision_features takes: −1 last layer, −2 penultimate (LLaVA), k ≥ 0 = hidden_states[k].',
     select: `Token selection for vision_features: ${selectDoc}`,
     feature_norm: 'Apply post_layernorm to vision_features (OpenFlamingo, mPLUG-Owl use post-LN tokens).',
+    projection:
+      'Include visual_projection and the image_embeds output (CLIPModel, CLIPVisionModelWithProjection); off for a ' +
+      'tower saved without it (CLIPVisionModel).',
   },
   inputShapes(p) {
     const d = clipVitDims(p);
@@ -237,9 +256,12 @@ const clipVit: NodeTypeDef<typeof clipVitParams> = {
     return {
       last_hidden_state: ['B', n + 1, d.hidden_size],
       pooler_output: ['B', d.hidden_size],
-      image_embeds: ['B', d.projection_dim],
+      ...(p.projection ? { image_embeds: ['B', d.projection_dim] } : {}),
       vision_features: ['B', p.select === 'patch' ? n : n + 1, d.hidden_size],
     };
+  },
+  ports(p) {
+    return { inputs: clipVit.info.inputs, outputs: outputsWithout(clipVit.info.outputs, [!p.projection && 'image_embeds']) };
   },
   build: buildClipVit,
 };
@@ -265,6 +287,8 @@ const evaParams = z.object({
   eps: z.number().positive().default(1e-6),
   feature_layer: z.number().int().default(-1),
   select: z.enum(['patch', 'cls_patch']).default('cls_patch'),
+  act: actParam('gelu'),
+  qkv_bias: z.boolean().default(true),
 });
 type EvaParams = z.infer<typeof evaParams>;
 
@@ -272,14 +296,17 @@ function evaDims(p: EvaParams): EvaDims {
   return withOverrides(EVA_PRESETS[p.preset], p);
 }
 
-/** EVA attention: fused qkv without bias plus separate q_bias / v_bias (k bias is zero). */
-function evaAttention(s: Scope, x: string, prefix: string, dim: number, heads: number, layerId: number): string {
+/** EVA attention: fused qkv without bias plus separate q_bias / v_bias (k bias is zero), or no bias at all. */
+function evaAttention(s: Scope, x: string, prefix: string, dim: number, heads: number, layerId: number, qkvBias: boolean): string {
   const { b } = s;
   const w = s.p.weight(`${prefix}.qkv.weight`, [3 * dim, dim], init.truncNormal(0.02));
-  const qBias = s.p.weight(`${prefix}.q_bias`, [dim], init.zeros());
-  const vBias = s.p.weight(`${prefix}.v_bias`, [dim], init.zeros());
-  const kBias = b.constant('float32', [dim], new Float32Array(dim), 'k_bias_zero');
-  const qkv = b.add(b.matmul(x, b.transpose(w, [1, 0])), b.concat([qBias, kBias, vBias], 0));
+  let qkv = b.matmul(x, b.transpose(w, [1, 0]));
+  if (qkvBias) {
+    const qBias = s.p.weight(`${prefix}.q_bias`, [dim], init.zeros());
+    const vBias = s.p.weight(`${prefix}.v_bias`, [dim], init.zeros());
+    const kBias = b.constant('float32', [dim], new Float32Array(dim), 'k_bias_zero');
+    qkv = b.add(qkv, b.concat([qBias, kBias, vBias], 0));
+  }
   const [q, k, v] = b.opN('Split', [qkv, b.ints([dim, dim, dim])], { axis: -1 }, 3);
   const ctx = attentionCore(b, q, k, v, { heads, headDim: dim / heads });
   return linear(s, ctx, `${prefix}.proj`, dim, dim, {
@@ -307,14 +334,14 @@ function buildEva(p: EvaParams, ctx: BuildContext): OnnxFragment {
   for (let i = 0; i < d.num_layers; i++) {
     const l = `blocks.${i}`;
     const layerId = i + 1;
-    x = b.add(x, evaAttention(s, layerNorm(s, x, `${l}.norm1`, D, p.eps), `${l}.attn`, D, d.num_heads, layerId));
+    x = b.add(x, evaAttention(s, layerNorm(s, x, `${l}.norm1`, D, p.eps), `${l}.attn`, D, d.num_heads, layerId, p.qkv_bias));
     const h = layerNorm(s, x, `${l}.norm2`, D, p.eps);
     x = b.add(
       x,
       mlp(s, h, { fc1: `${l}.mlp.fc1`, fc2: `${l}.mlp.fc2` }, {
         dim: D,
         hidden: d.intermediate_size,
-        act: 'gelu',
+        act: p.act,
         fc1Init: init.truncNormal(0.02),
         fc2Init: init.truncNormal(0.02 / Math.sqrt(2 * layerId)),
       }),
@@ -373,6 +400,8 @@ const evaVit: NodeTypeDef<typeof evaParams> = {
     eps: 'LayerNorm epsilon (1e-6 in EVA).',
     feature_layer: 'Which hidden state vision_features takes (−1 last, −2 penultimate, k ≥ 0 = hidden_states[k]); ln_vision is applied to it.',
     select: `Token selection for vision_features: ${selectDoc}`,
+    act: `${ACT_DOC} EVA and BLIP-2 use gelu.`,
+    qkv_bias: 'Learn q_bias and v_bias (HF Blip2VisionConfig qkv_bias); off = the fused qkv has no bias at all.',
   },
   inputShapes(p) {
     const d = evaDims(p);
@@ -421,10 +450,11 @@ const clipTextParams = z.object({
   num_heads: posInt(),
   intermediate_size: posInt(),
   projection_dim: posInt(),
-  act: z.enum(['quick_gelu', 'gelu']).default('quick_gelu'),
+  act: actParam('quick_gelu'),
   eps: z.number().positive().default(1e-5),
   pooling: z.enum(['argmax', 'eos_id', 'last']).optional(),
   eos_token_id: z.number().int().nonnegative().optional(),
+  projection: z.boolean().default(true),
 });
 type ClipTextParams = z.infer<typeof clipTextParams>;
 
@@ -443,50 +473,66 @@ function poolIndex(s: Scope, ids: string, mask: string | undefined, p: ClipTextD
   return b.op('Expand', [t, dimOf(b, ids, 0)]);
 }
 
+interface TextTowerDims {
+  vocab_size: number;
+  max_positions: number;
+  hidden_size: number;
+  num_layers: number;
+  num_heads: number;
+  intermediate_size: number;
+}
+
+/**
+ * The CLIP / SigLIP text transformer under `text_model.`: token + learned position embeddings, pre-LN layers (causal
+ * for CLIP, bidirectional for SigLIP; padding masked when a mask is given) and final_layer_norm → [B, T, D].
+ */
+function textTower(s: Scope, ids: string, mask: string | undefined, d: TextTowerDims, o: { act: Activation; eps: number; causal: boolean }): string {
+  const D = d.hidden_size;
+  const L = d.num_layers;
+  const { b } = s;
+  const pre = 'text_model';
+  const tok = embedding(s, ids, `${pre}.embeddings.token_embedding`, d.vocab_size, D);
+  const posTable = s.p.weight(`${pre}.embeddings.position_embedding.weight`, [d.max_positions, D], init.normal(0.02));
+  let x = b.add(tok, firstRows(b, posTable, ids, 1));
+  let additive = o.causal ? causalMask(b, x) : undefined;
+  if (mask) additive = additive ? b.add(additive, paddingMask(b, mask)) : paddingMask(b, mask);
+
+  const inStd = D ** -0.5 * (2 * L) ** -0.5;
+  for (let i = 0; i < L; i++) {
+    const l = `${pre}.encoder.layers.${i}`;
+    x = preNormLayer(s, x, clipLayerNames(l), {
+      dim: D,
+      heads: d.num_heads,
+      mlpDim: d.intermediate_size,
+      act: o.act,
+      eps: o.eps,
+      mask: additive,
+      init: clipLayerInit(D, inStd),
+    });
+  }
+  return layerNorm(s, x, `${pre}.final_layer_norm`, D, o.eps);
+}
+
 function buildClipText(p: ClipTextParams, ctx: BuildContext): OnnxFragment {
   const s = openScope('encoder.clip_text', ctx);
   const d = clipTextDims(p);
   checkDivisible(s.what, d.hidden_size, d.num_heads);
   const D = d.hidden_size;
-  const L = d.num_layers;
   const { b } = s;
-  const pre = 'text_model';
 
   const ids = portInput(s, 'input_ids', 'int64', [BATCH, 'sequence_length']);
   const mask = isConnected(ctx.inputShapes, 'attention_mask')
     ? portInput(s, 'attention_mask', 'int64', [BATCH, 'sequence_length'])
     : undefined;
-  const tok = embedding(s, ids, `${pre}.embeddings.token_embedding`, d.vocab_size, D);
-  const posTable = s.p.weight(`${pre}.embeddings.position_embedding.weight`, [d.max_positions, D], init.normal(0.02));
-  let x = b.add(tok, firstRows(b, posTable, ids, 1));
-  let additive = causalMask(b, x);
-  if (mask) additive = b.add(additive, paddingMask(b, mask));
-
-  const inStd = D ** -0.5 * (2 * L) ** -0.5;
-  for (let i = 0; i < L; i++) {
-    const l = `${pre}.encoder.layers.${i}`;
-    x = preNormLayer(
-      s,
-      x,
-      clipLayerNames(l),
-      {
-        dim: D,
-        heads: d.num_heads,
-        mlpDim: d.intermediate_size,
-        act: p.act,
-        eps: p.eps,
-        mask: additive,
-        init: clipLayerInit(D, inStd),
-      },
-    );
-  }
-  x = layerNorm(s, x, `${pre}.final_layer_norm`, D, p.eps);
+  const x = textTower(s, ids, mask, d, { act: p.act, eps: p.eps, causal: true });
   const pooled = gatherRows(b, x, poolIndex(s, ids, mask, d));
-  const embeds = linear(s, pooled, 'text_projection', D, d.projection_dim, { bias: false, weightInit: init.normal(D ** -0.5) });
 
   portOutput(s, 'last_hidden_state', x, [BATCH, 'sequence_length', D]);
   portOutput(s, 'pooler_output', pooled, [BATCH, D]);
-  portOutput(s, 'text_embeds', embeds, [BATCH, d.projection_dim]);
+  if (p.projection) {
+    const embeds = linear(s, pooled, 'text_projection', D, d.projection_dim, { bias: false, weightInit: init.normal(D ** -0.5) });
+    portOutput(s, 'text_embeds', embeds, [BATCH, d.projection_dim]);
+  }
   return closeScope(s);
 }
 
@@ -528,8 +574,11 @@ const clipText: NodeTypeDef<typeof clipTextParams> = {
     num_heads: 'Attention heads.',
     intermediate_size: 'MLP hidden width.',
     projection_dim: 'Width of text_embeds.',
-    act: 'MLP activation.',
+    act: ACT_DOC,
     eps: 'LayerNorm epsilon.',
+    projection:
+      'Include text_projection and the text_embeds output (CLIPModel, CLIPTextModelWithProjection); off for a tower ' +
+      'saved without it (CLIPTextModel, Stable Diffusion conditioning).',
     pooling:
       'Where pooler_output is taken: argmax of ids (CLIP presets), first eos_token_id (tiny: the built-in tokenizer’s </s>), ' +
       'or last unpadded token. Overrides the preset.',
@@ -540,8 +589,11 @@ const clipText: NodeTypeDef<typeof clipTextParams> = {
     return {
       last_hidden_state: ['B', 'T', d.hidden_size],
       pooler_output: ['B', d.hidden_size],
-      text_embeds: ['B', d.projection_dim],
+      ...(p.projection ? { text_embeds: ['B', d.projection_dim] } : {}),
     };
+  },
+  ports(p) {
+    return { inputs: clipText.info.inputs, outputs: outputsWithout(clipText.info.outputs, [!p.projection && 'text_embeds']) };
   },
   build: buildClipText,
 };
@@ -565,6 +617,8 @@ const bertParams = z.object({
   num_heads: posInt(),
   intermediate_size: posInt(),
   eps: z.number().positive().default(1e-12),
+  act: actParam('gelu'),
+  pooler: z.boolean().default(true),
 });
 type BertParams = z.infer<typeof bertParams>;
 
@@ -597,13 +651,14 @@ function buildBert(p: BertParams, ctx: BuildContext): OnnxFragment {
   for (let i = 0; i < d.num_layers; i++) {
     const l = `encoder.layer.${i}`;
     x = bertAttention(s, x, x, `${l}.attention`, { dim: D, heads: d.num_heads, eps: p.eps, mask: additive });
-    x = bertFeedForward(s, x, { intermediate: `${l}.intermediate`, output: `${l}.output` }, { dim: D, hidden: d.intermediate_size, eps: p.eps });
+    x = bertFeedForward(s, x, { intermediate: `${l}.intermediate`, output: `${l}.output` }, { dim: D, hidden: d.intermediate_size, eps: p.eps, act: p.act });
   }
-  const cls = b.op('Gather', [x, b.scalar(0, 'int64')], { axis: 1 });
-  const pooled = activation(b, linear(s, cls, 'pooler.dense', D, D, { weightInit: init.normal(0.02), biasInit: init.zeros() }), 'tanh');
-
   portOutput(s, 'last_hidden_state', x, [BATCH, 'sequence_length', D]);
-  portOutput(s, 'pooler_output', pooled, [BATCH, D]);
+  if (p.pooler) {
+    const cls = b.op('Gather', [x, b.scalar(0, 'int64')], { axis: 1 });
+    const pooled = activation(b, linear(s, cls, 'pooler.dense', D, D, { weightInit: init.normal(0.02), biasInit: init.zeros() }), 'tanh');
+    portOutput(s, 'pooler_output', pooled, [BATCH, D]);
+  }
   return closeScope(s);
 }
 
@@ -642,10 +697,15 @@ const bert: NodeTypeDef<typeof bertParams> = {
     num_heads: 'Attention heads.',
     intermediate_size: 'Feed-forward hidden width.',
     eps: 'LayerNorm epsilon (1e-12 in BERT).',
+    act: `${ACT_DOC} BERT uses gelu.`,
+    pooler: "Include the tanh pooler and the pooler_output output (BertModel's add_pooling_layer); off for a checkpoint without pooler.dense.",
   },
   outputShapes(p) {
     const d = bertDims(p);
-    return { last_hidden_state: ['B', 'T', d.hidden_size], pooler_output: ['B', d.hidden_size] };
+    return { last_hidden_state: ['B', 'T', d.hidden_size], ...(p.pooler ? { pooler_output: ['B', d.hidden_size] } : {}) };
+  },
+  ports(p) {
+    return { inputs: bert.info.inputs, outputs: outputsWithout(bert.info.outputs, [!p.pooler && 'pooler_output']) };
   },
   build: buildBert,
 };
@@ -766,5 +826,277 @@ const whisperAudio: NodeTypeDef<typeof whisperParams> = {
   build: buildWhisper,
 };
 
-export const nodeTypes: NodeTypeDef[] = [clipVit, evaVit, clipText, bert, whisperAudio];
+// ---------------------------------------------------------------------------------------------------------------
+// encoder.siglip_vit
+
+const SIGLIP_VIT_PRESETS = {
+  tiny: { image_size: 64, patch_size: 8, hidden_size: 64, num_layers: 2, num_heads: 4, intermediate_size: 256 },
+  'siglip-base-patch16-224': { image_size: 224, patch_size: 16, hidden_size: 768, num_layers: 12, num_heads: 12, intermediate_size: 3072 },
+  'siglip-so400m-patch14-384': { image_size: 384, patch_size: 14, hidden_size: 1152, num_layers: 27, num_heads: 16, intermediate_size: 4304 },
+};
+type SiglipVitDims = (typeof SIGLIP_VIT_PRESETS)['tiny'];
+const SIGLIP_PRESET_NAMES = ['tiny', 'siglip-base-patch16-224', 'siglip-so400m-patch14-384'] as const;
+
+const siglipVitParams = z.object({
+  preset: z.enum(SIGLIP_PRESET_NAMES).default('tiny'),
+  image_size: posInt(),
+  patch_size: posInt(),
+  hidden_size: posInt(),
+  num_layers: posInt(),
+  num_heads: posInt(),
+  intermediate_size: posInt(),
+  act: actParam('gelu_new'),
+  eps: z.number().positive().default(1e-6),
+  feature_layer: z.number().int().default(-1),
+  feature_norm: z.boolean().default(true),
+  use_head: z.boolean().default(true),
+});
+type SiglipVitParams = z.infer<typeof siglipVitParams>;
+
+function siglipVitDims(p: SiglipVitParams): SiglipVitDims {
+  return withOverrides(SIGLIP_VIT_PRESETS[p.preset], p);
+}
+
+/** Patches of the 'valid' (unpadded) patch convolution: pixels past the last whole patch are dropped (so400m/14 at 384 px → 27×27). */
+function siglipPatches(d: SiglipVitDims): number {
+  return Math.floor(d.image_size / d.patch_size) ** 2;
+}
+
+/**
+ * SigLIP's multi-head attention pooling (MAP) head: a learned probe attends to all tokens through an
+ * nn.MultiheadAttention (fused in_proj), then a pre-LN MLP with a residual; the probe's row is the pooled embedding.
+ */
+function mapHead(s: Scope, x: string, h: string, d: { dim: number; heads: number; mlpDim: number; act: Activation; eps: number }): string {
+  const { b } = s;
+  const D = d.dim;
+  const probe = expandToBatch(b, s.p.weight(`${h}.probe`, [1, 1, D], init.normal(D ** -0.5)), x, 1, D);
+  const inW = s.p.weight(`${h}.attention.in_proj_weight`, [3 * D, D], init.normal(D ** -0.5));
+  const inB = s.p.weight(`${h}.attention.in_proj_bias`, [3 * D], init.zeros());
+  const [wq, wk, wv] = b.opN('Split', [inW, b.ints([D, D, D])], { axis: 0 }, 3);
+  const [bq, bk, bv] = b.opN('Split', [inB, b.ints([D, D, D])], { axis: 0 }, 3);
+  const proj = (v: string, w: string, bias: string) => b.add(b.matmul(v, b.transpose(w, [1, 0])), bias);
+  const ctx = attentionCore(b, proj(probe, wq, bq), proj(x, wk, bk), proj(x, wv, bv), { heads: d.heads, headDim: D / d.heads });
+  const attended = linear(s, ctx, `${h}.attention.out_proj`, D, D, { biasInit: init.zeros() });
+  const normed = layerNorm(s, attended, `${h}.layernorm`, D, d.eps);
+  const out = b.add(attended, mlp(s, normed, { fc1: `${h}.mlp.fc1`, fc2: `${h}.mlp.fc2` }, { dim: D, hidden: d.mlpDim, act: d.act }));
+  return b.op('Gather', [out, b.scalar(0, 'int64')], { axis: 1 });
+}
+
+function buildSiglipVit(p: SiglipVitParams, ctx: BuildContext): OnnxFragment {
+  const s = openScope('encoder.siglip_vit', ctx);
+  const d = siglipVitDims(p);
+  checkDivisible(s.what, d.hidden_size, d.num_heads);
+  const n = siglipPatches(d);
+  const k = hiddenIndex(p.feature_layer, d.num_layers, s.what);
+  const D = d.hidden_size;
+  const L = d.num_layers;
+  const { b } = s;
+  const pre = 'vision_model';
+
+  const pixels = portInput(s, 'pixel_values', 'float32', [BATCH, 3, d.image_size, d.image_size]);
+  const patches = patchEmbed(s, pixels, `${pre}.embeddings.patch_embedding`, D, d.patch_size, true);
+  let x = b.add(patches, s.p.weight(`${pre}.embeddings.position_embedding.weight`, [n, D], init.normal(D ** -0.5)));
+  const inStd = D ** -0.5 * (2 * L) ** -0.5;
+  const hidden = [x];
+  for (let i = 0; i < L; i++) {
+    x = preNormLayer(s, x, clipLayerNames(`${pre}.encoder.layers.${i}`), {
+      dim: D,
+      heads: d.num_heads,
+      mlpDim: d.intermediate_size,
+      act: p.act,
+      eps: p.eps,
+      init: clipLayerInit(D, inStd),
+    });
+    hidden.push(x);
+  }
+  const postW = s.p.weight(`${pre}.post_layernorm.weight`, [D], init.ones());
+  const postB = s.p.weight(`${pre}.post_layernorm.bias`, [D], init.zeros());
+  const postLn = (v: string) => b.op('LayerNormalization', [v, postW, postB], { axis: -1, epsilon: p.eps });
+  const last = postLn(x);
+  const feats = p.feature_norm ? (k === L ? last : postLn(hidden[k])) : hidden[k];
+
+  portOutput(s, 'last_hidden_state', last, [BATCH, n, D]);
+  if (p.use_head) {
+    const pooled = mapHead(s, last, `${pre}.head`, { dim: D, heads: d.num_heads, mlpDim: d.intermediate_size, act: p.act, eps: p.eps });
+    portOutput(s, 'pooler_output', pooled, [BATCH, D]);
+  }
+  portOutput(s, 'vision_features', feats, [BATCH, n, D]);
+  return closeScope(s);
+}
+
+const siglipVit: NodeTypeDef<typeof siglipVitParams> = {
+  info: {
+    type: 'encoder.siglip_vit',
+    typeVersion: 1,
+    family: 'encoder',
+    title: 'SigLIP ViT',
+    aliases: ['siglip_vit', 'siglip'],
+    inputs: [{ name: 'pixel_values', kind: 'image', shape: ['B', 3, 'H', 'W'], doc: 'RGB image normalised to [−1, 1] (mean = std = 0.5).' }],
+    outputs: [
+      { name: 'last_hidden_state', kind: 'embeds', shape: ['B', 'N', 'D'], doc: 'post_layernorm(output of the last layer): one token per patch, no CLS.' },
+      {
+        name: 'pooler_output',
+        kind: 'pooled',
+        shape: ['B', 'D'],
+        doc: 'Attention-pooling head over last_hidden_state: the image embedding SigLIP compares with text (not L2-normalised).',
+      },
+      {
+        name: 'vision_features',
+        kind: 'embeds',
+        shape: ['B', 'N', 'D'],
+        doc: 'Tokens for a projector: hidden_states[feature_layer], post-layernormed when feature_norm (PaliGemma, Idefics3).',
+      },
+    ],
+    doc: {
+      summary:
+        'SigLIP vision transformer: conv patch embedding with bias and learned positions (no CLS token, no pre-LayerNorm), ' +
+        'pre-LN blocks with tanh-GELU MLPs, a post LayerNorm, and a multi-head attention pooling head (a learned probe ' +
+        'attends to every token) that gives the pooled image embedding. Trained with a sigmoid loss against SigLIP text.',
+      usedBy: ['SigLIP', 'PaliGemma (so400m/14, 224–896 px)', 'LLaVA-OneVision', 'Idefics3 / SmolVLM', 'many open VLMs'],
+      formula:
+        'x₀ = Conv_p(img)+b + pos;  xᵢ = xᵢ₋₁ + MHA(LN₁ xᵢ₋₁);  xᵢ += MLP(LN₂ xᵢ);  h = LN_post(x_L);  ' +
+        'a = MHA(probe, h, h);  pooler = (a + MLP(LN(a)))[:, 0]',
+      details:
+        'Weights are named as HF SiglipVisionModel (vision_model.embeddings.patch_embedding, vision_model.encoder.layers.i.' +
+        '{layer_norm1, self_attn.{q,k,v,out}_proj, layer_norm2, mlp.fc1, mlp.fc2}, vision_model.post_layernorm, ' +
+        'vision_model.head.{probe, attention.in_proj_weight/in_proj_bias/out_proj, layernorm, mlp}). LayerNorm eps 1e-6.',
+    },
+  },
+  params: siglipVitParams,
+  paramDocs: {
+    preset: 'tiny (64 px, patch 8, width 64, 2 layers) or a real SigLIP tower shape (base/16 at 224 px, so400m/14 at 384 px).',
+    image_size: 'Input height = width in pixels (overrides the preset).',
+    patch_size: 'Patch side in pixels; pixels past the last whole patch are dropped, as the unpadded convolution does (384 px / 14 → 27 patches a side).',
+    hidden_size: 'Token width D.',
+    num_layers: 'Number of transformer blocks.',
+    num_heads: 'Attention heads (also of the pooling head); must divide hidden_size.',
+    intermediate_size: 'MLP hidden width (also of the pooling head).',
+    act: `${ACT_DOC} SigLIP uses gelu_new (gelu_pytorch_tanh).`,
+    eps: 'LayerNorm epsilon (1e-6 in SigLIP).',
+    feature_layer: 'Which hidden state vision_features takes: −1 last layer, −2 penultimate, k ≥ 0 = hidden_states[k] (0 = embeddings).',
+    feature_norm:
+      'Apply post_layernorm to vision_features (on by default: with feature_layer −1 that is last_hidden_state, what ' +
+      'PaliGemma and Idefics3 feed their projector; LLaVA-OneVision takes hidden_states[−1] without it).',
+    use_head: 'Include the attention-pooling head and pooler_output (HF vision_use_head); off for towers saved without it.',
+  },
+  inputShapes(p) {
+    const d = siglipVitDims(p);
+    return { pixel_values: ['B', 3, d.image_size, d.image_size] };
+  },
+  outputShapes(p) {
+    const d = siglipVitDims(p);
+    const n = siglipPatches(d);
+    return {
+      last_hidden_state: ['B', n, d.hidden_size],
+      ...(p.use_head ? { pooler_output: ['B', d.hidden_size] } : {}),
+      vision_features: ['B', n, d.hidden_size],
+    };
+  },
+  ports(p) {
+    return { inputs: siglipVit.info.inputs, outputs: outputsWithout(siglipVit.info.outputs, [!p.use_head && 'pooler_output']) };
+  },
+  build: buildSiglipVit,
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// encoder.siglip_text
+
+const SIGLIP_TEXT_PRESETS = {
+  tiny: { vocab_size: BUILTIN_VOCAB_SIZE, max_positions: 64, hidden_size: 64, num_layers: 2, num_heads: 4, intermediate_size: 256, projection_size: 64 },
+  'siglip-base-patch16-224': { vocab_size: 32000, max_positions: 64, hidden_size: 768, num_layers: 12, num_heads: 12, intermediate_size: 3072, projection_size: 768 },
+  'siglip-so400m-patch14-384': { vocab_size: 32000, max_positions: 64, hidden_size: 1152, num_layers: 27, num_heads: 16, intermediate_size: 4304, projection_size: 1152 },
+};
+type SiglipTextDims = (typeof SIGLIP_TEXT_PRESETS)['tiny'];
+
+const siglipTextParams = z.object({
+  preset: z.enum(SIGLIP_PRESET_NAMES).default('tiny'),
+  vocab_size: posInt(),
+  max_positions: posInt(),
+  hidden_size: posInt(),
+  num_layers: posInt(),
+  num_heads: posInt(),
+  intermediate_size: posInt(),
+  projection_size: posInt(),
+  act: actParam('gelu_new'),
+  eps: z.number().positive().default(1e-6),
+});
+type SiglipTextParams = z.infer<typeof siglipTextParams>;
+
+function siglipTextDims(p: SiglipTextParams): SiglipTextDims {
+  return withOverrides(SIGLIP_TEXT_PRESETS[p.preset], p);
+}
+
+function buildSiglipText(p: SiglipTextParams, ctx: BuildContext): OnnxFragment {
+  const s = openScope('encoder.siglip_text', ctx);
+  const d = siglipTextDims(p);
+  checkDivisible(s.what, d.hidden_size, d.num_heads);
+  const D = d.hidden_size;
+  const { b } = s;
+  const ids = portInput(s, 'input_ids', 'int64', [BATCH, 'sequence_length']);
+  const mask = isConnected(ctx.inputShapes, 'attention_mask')
+    ? portInput(s, 'attention_mask', 'int64', [BATCH, 'sequence_length'])
+    : undefined;
+  const x = textTower(s, ids, mask, d, { act: p.act, eps: p.eps, causal: false });
+  const lastRow = b.op('Gather', [x, b.scalar(-1, 'int64')], { axis: 1 });
+  const pooled = linear(s, lastRow, 'text_model.head', D, d.projection_size, { weightInit: init.normal(D ** -0.5), biasInit: init.zeros() });
+  portOutput(s, 'last_hidden_state', x, [BATCH, 'sequence_length', D]);
+  portOutput(s, 'pooler_output', pooled, [BATCH, d.projection_size]);
+  return closeScope(s);
+}
+
+const siglipText: NodeTypeDef<typeof siglipTextParams> = {
+  info: {
+    type: 'encoder.siglip_text',
+    typeVersion: 1,
+    family: 'encoder',
+    title: 'SigLIP text encoder',
+    aliases: ['siglip_text'],
+    inputs: [
+      { name: 'input_ids', kind: 'tokens', shape: ['B', 'T'], doc: "Token ids padded to max_length (64), as SigLIP's processor does." },
+      {
+        name: 'attention_mask',
+        kind: 'mask',
+        shape: ['B', 'T'],
+        optional: true,
+        doc: 'Padding mask; SigLIP was trained without one (its processor returns none), so leave it unconnected.',
+      },
+    ],
+    outputs: [
+      { name: 'last_hidden_state', kind: 'embeds', shape: ['B', 'T', 'D'], doc: 'After final_layer_norm.' },
+      { name: 'pooler_output', kind: 'pooled', shape: ['B', 'P'], doc: 'head(last position): the text embedding SigLIP compares with images (not L2-normalised).' },
+    ],
+    doc: {
+      summary:
+        'SigLIP text transformer: CLIP-like token and position embeddings and pre-LN blocks, but bidirectional (no causal ' +
+        'mask), tanh-GELU MLPs, pooled at the last position (the processor pads to 64 tokens) and projected by a Linear ' +
+        'head with bias.',
+      usedBy: ['SigLIP (zero-shot classification, retrieval)'],
+      formula: 'x = E[ids] + P[:T];  x = Blocks(x);  h = LN_final(x);  pooler = W·h[:, T−1] + b',
+      details:
+        'Weights are named as HF SiglipTextModel (text_model.embeddings.{token,position}_embedding, text_model.encoder.' +
+        'layers.i.*, text_model.final_layer_norm, text_model.head). Feed the ids padded to max_length: the pooled ' +
+        'position is always the last one.',
+    },
+  },
+  params: siglipTextParams,
+  paramDocs: {
+    preset: 'tiny (built-in tokenizer vocabulary, width 64, 2 layers) or a real SigLIP text tower shape.',
+    vocab_size: 'Token vocabulary size; must cover the tokenizer’s ids.',
+    max_positions: 'Rows of the position table = the padded text length (64 in SigLIP).',
+    hidden_size: 'Token width D.',
+    num_layers: 'Number of blocks.',
+    num_heads: 'Attention heads.',
+    intermediate_size: 'MLP hidden width.',
+    projection_size: 'Width of pooler_output (the head; HF projection_size, = hidden_size in SigLIP 1).',
+    act: `${ACT_DOC} SigLIP uses gelu_new (gelu_pytorch_tanh).`,
+    eps: 'LayerNorm epsilon (1e-6 in SigLIP).',
+  },
+  outputShapes(p) {
+    const d = siglipTextDims(p);
+    return { last_hidden_state: ['B', 'T', d.hidden_size], pooler_output: ['B', d.projection_size] };
+  },
+  build: buildSiglipText,
+};
+
+export const nodeTypes: NodeTypeDef[] = [clipVit, evaVit, clipText, bert, whisperAudio, siglipVit, siglipText];
 

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import {
   type Scope,
+  ACTIVATIONS,
   MASK_VALUE,
   NodeBuildError,
   activation,
@@ -252,6 +253,7 @@ const qformerParams = z.object({
   d_out: autoWidth(),
   mask_mode: z.enum(MASK_MODES).default('itm'),
   eps: z.number().positive().default(1e-12),
+  act: z.enum(ACTIVATIONS).default('gelu'),
 });
 type QFormerParams = z.infer<typeof qformerParams>;
 
@@ -338,7 +340,7 @@ function buildQFormer(p: QFormerParams, ctx: BuildContext): OnnxFragment {
       qRows = bertAttention(s, qRows, image, `${l}.crossattention`, { dim: D, heads: d.num_heads, eps: p.eps, kvDim: encWidth });
     }
     // The query FFN starts as a copy of the text FFN (LAVIS loads both from BERT): same random stream.
-    const ffn = { dim: D, hidden: d.intermediate_size, eps: p.eps };
+    const ffn = { dim: D, hidden: d.intermediate_size, eps: p.eps, act: p.act };
     qRows = bertFeedForward(s, qRows, { intermediate: `${l}.intermediate_query`, output: `${l}.output_query` }, {
       ...ffn,
       streams: { intermediate: `${l}.intermediate`, output: `${l}.output` },
@@ -411,6 +413,7 @@ const qformer: NodeTypeDef<typeof qformerParams> = {
     d_out: D_OUT_DOC,
     mask_mode: 'Self-attention mask over [queries; text]: itc, itm, itg or instruct (see the doc card).',
     eps: 'LayerNorm epsilon (1e-12 as in BERT).',
+    act: 'Feed-forward activation (hidden_act of the Q-Former config; gelu in BLIP-2 and InstructBLIP).',
   },
   inputShapes: expectedVisionWidth,
   outputShapes(p, inputs) {
