@@ -23,10 +23,14 @@ export interface CausalLmParams {
   notes: string[];
 }
 
-/** rope_scaling of a LLaMA-family config (null, 'default', 'linear', 'llama3'; others refused naming the field). */
+/**
+ * Rotary scaling of a LLaMA-family config (null, 'default', 'linear', 'llama3'; others refused naming the field):
+ * `rope_scaling`, or `rope_parameters` where transformers v5 keeps rope_theta and the scaling together.
+ */
 function ropeScaling(c: ConfigReader): Record<string, unknown> | null {
-  if (!c.has('rope_scaling')) return null;
-  const rs = c.nested('rope_scaling');
+  const key = c.has('rope_scaling') ? 'rope_scaling' : c.has('rope_parameters') ? 'rope_parameters' : undefined;
+  if (!key) return null;
+  const rs = c.nested(key);
   const kind = rs.has('rope_type') ? rs.str('rope_type') : rs.str('type', 'default');
   if (kind === 'default') return null;
   if (kind === 'linear') return { rope_type: 'linear', factor: rs.num('factor', undefined, { positive: true }) };
@@ -69,7 +73,7 @@ export function causalLmParams(c: ConfigReader, modelType: string): CausalLmPara
       intermediate_size: c.int('intermediate_size'),
       max_positions: c.int('max_position_embeddings'),
       norm_eps: c.num('rms_norm_eps', 1e-6, { positive: true }),
-      rope_theta: c.num('rope_theta', 10000, { positive: true }),
+      rope_theta: c.has('rope_theta') || !c.has('rope_parameters') ? c.num('rope_theta', 10000, { positive: true }) : c.nested('rope_parameters').num('rope_theta', 10000, { positive: true }),
       tie_word_embeddings: c.bool('tie_word_embeddings', false),
       attention_bias: modelType === 'qwen2' ? 'qkv' : c.bool('attention_bias', false) ? 'all' : 'none',
       rope_scaling: ropeScaling(c),
@@ -217,7 +221,10 @@ export interface TextNodesOptions {
   decoder: Record<string, unknown>;
   embed: Record<string, unknown>;
   /** Chat template (tokenizer_config's chat_template), an instruction template, or the raw prompt. */
-  template?: { kind: 'chat'; source: string; imagePlaceholder?: string } | { kind: 'instruction'; template: string };
+  template?:
+    | { kind: 'chat'; source: string; imagePlaceholder?: string }
+    /** With imageTokens, each imageToken of the template expands to that many tokens (processor_config.json). */
+    | { kind: 'instruction'; template: string; imageToken?: string; imageTokens?: number };
   /** Image features enter between the embedding and the decoder. */
   merge?: { mode: 'prefix' } | { mode: 'scatter'; imageTokenId: number };
   frozen?: boolean;
@@ -257,7 +264,8 @@ export function textGenerationNodes(folder: HfModelFolder, o: TextNodesOptions):
     link('prompt', 'text', 'chat', 'text');
     textSource = 'chat';
   } else if (o.template?.kind === 'instruction') {
-    nodes.push({ id: 'template', type: 'prompt.instruction', params: { template: o.template.template }, position: at() });
+    const images = o.template.imageTokens ? { image_token: o.template.imageToken ?? '<image>', image_tokens: o.template.imageTokens } : {};
+    nodes.push({ id: 'template', type: 'prompt.instruction', params: { template: o.template.template, ...images }, position: at() });
     link('prompt', 'text', 'template', 'text');
     textSource = 'template';
   }
@@ -288,9 +296,9 @@ export function textGenerationNodes(folder: HfModelFolder, o: TextNodesOptions):
   return { nodes, edges, mergeId };
 }
 
-/** The chat template of tokenizer_config.json, if any. */
+/** The folder's chat template (chat_template.jinja / .json or tokenizer_config.json), if any. */
 export function chatTemplateOf(folder: HfModelFolder): string | undefined {
-  const t = folder.tokenizerConfig?.chat_template;
+  const t = folder.chatTemplate ?? folder.tokenizerConfig?.chat_template;
   return typeof t === 'string' && t.trim() ? t : undefined;
 }
 
