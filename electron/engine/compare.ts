@@ -423,6 +423,18 @@ export interface CompareJobArgs {
   inputs?: { image?: CompareImage; prompt?: string; promptNode?: string };
   images?: CompareImage[];
   baseDir: string;
+  /** Compare on a dataset (the contract's compareDatasetSchema): electron/engine/eval/compare-job.ts runs it. */
+  dataset?: CompareDatasetArgs;
+}
+
+export interface CompareDatasetArgs {
+  name: string;
+  task?: 'caption' | 'vqa' | 'retrieval' | 'zero-shot' | 'generation';
+  split?: 'eval' | 'train' | 'all';
+  limit: number;
+  trainSteps?: number;
+  recipe?: string;
+  reinit: boolean;
 }
 
 /** The contract's compare.event (electron/host/contract.ts), restated here so the engine does not import the host. */
@@ -443,6 +455,13 @@ export interface CompareJobEvent {
   done?: number;
   total?: number;
   message?: string;
+  metrics?: Record<string, number>;
+  paperMetric?: string;
+  task?: string;
+  samples?: number;
+  trainMs?: number;
+  trainSteps?: number;
+  misses?: Array<{ id: string; imageDataUrl?: string; reference: string[]; prediction: string; score?: number }>;
 }
 
 const running = new Map<string, AbortController>();
@@ -460,8 +479,14 @@ export async function compareGraph(args: CompareJobArgs, emit: (e: CompareJobEve
   const imageCount = Math.max(1, args.images?.length ?? 0);
   const total = (args.candidates.length + 1) * imageCount;
   let done = 0;
-  emit({ ...base, type: 'started', total });
   try {
+    if (args.dataset) {
+      // Loaded on demand: the dataset job builds on this module (variants, parameter counts).
+      const { compareDatasetJob } = await import('./eval/compare-job.js');
+      await compareDatasetJob(doc, { ...args, dataset: args.dataset }, emit, controller.signal);
+      return;
+    }
+    emit({ ...base, type: 'started', total });
     await compareVariants(doc, {
       baseDir: args.baseDir,
       node: args.nodeId,

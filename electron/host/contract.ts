@@ -179,6 +179,21 @@ export const runInputsSchema = z.strictObject({
   promptNode: nodeId.optional(),
 });
 
+/** Compare on a dataset: what to score the variants on, and optionally the training each new variant gets first. */
+const compareDatasetSchema = z.strictObject({
+  /** A built-in dataset name (`shapes`) or the absolute path of a dataset file the user picked. */
+  name: z.string().min(1),
+  /** Default: what the graph does (drawing, zero-shot, else captioning). */
+  task: z.enum(['caption', 'vqa', 'retrieval', 'zero-shot', 'generation']).optional(),
+  split: z.enum(['eval', 'train', 'all']).optional(),
+  limit: z.number().int().positive().max(2000).default(50),
+  /** Train each new variant's node this many steps with `recipe` before scoring it. */
+  trainSteps: z.number().int().positive().max(100_000).optional(),
+  recipe: z.string().min(1).optional(),
+  /** Re-initialise the original's node and train it the same way. */
+  reinit: z.boolean().default(false),
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 // Methods
 
@@ -359,6 +374,8 @@ export const methods = {
       /** An image set: every variant runs on each image (empty = `inputs.image` only). */
       images: z.array(runImageSchema).max(32).default([]),
       graphPath: z.string().min(1).optional(),
+      /** Compare on a dataset instead: every variant scored with the task's metrics (then `images` is ignored). */
+      dataset: compareDatasetSchema.optional(),
     }),
     result: jobId,
   },
@@ -441,6 +458,16 @@ export const compareEventSchema = z.object({
   done: z.number().optional(),
   total: z.number().optional(),
   message: z.string().optional(),
+  /** Dataset mode, per variant result: its metrics, the task's paper metric, training time and its worst samples. */
+  metrics: z.record(z.string(), z.number()).optional(),
+  paperMetric: z.string().optional(),
+  task: z.string().optional(),
+  samples: z.number().int().optional(),
+  trainMs: z.number().optional(),
+  trainSteps: z.number().int().optional(),
+  misses: z
+    .array(z.object({ id: z.string(), imageDataUrl: z.string().optional(), reference: z.array(z.string()), prediction: z.string(), score: z.number().optional() }))
+    .optional(),
 });
 
 export const trainEventSchema = z.object({
@@ -526,6 +553,7 @@ export type TrainConfig = z.input<typeof trainConfig>;
 export type ParsedTrainConfig = z.output<typeof trainConfig>;
 export type RunImage = z.infer<typeof runImageSchema>;
 export type RunInputs = z.infer<typeof runInputsSchema>;
+export type CompareDataset = z.input<typeof compareDatasetSchema>;
 export type ImportedModel = z.infer<typeof importedModelSchema>;
 
 /** Turns a zod error into one line naming the fields, e.g. `nodes[2].type: expected string`. */

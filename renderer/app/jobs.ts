@@ -1,7 +1,7 @@
 // Actions of the Run, Compare, Train and Export panels: start and steer engine jobs through the host, and route the
 // host's events into the store. Also the per-node port query for imported models.
 
-import type { HostEvent, RunImage, TrainConfig } from '../../electron/host/contract.js';
+import type { CompareDataset, HostEvent, RunImage, TrainConfig } from '../../electron/host/contract.js';
 import { client, HostCallError } from '../api/index.js';
 import { hasParamPorts, portsKey } from '../store/model.js';
 import {
@@ -126,6 +126,29 @@ export async function startCompare(nodeId: string, candidates: string[], images:
       candidates: candidates.map((type) => ({ type, params: {} })),
       inputs: runInputs(),
       images: images.map(wireImage),
+      ...(s.filePath ? { graphPath: s.filePath } : {}),
+    });
+    store().setCompare({ ...store().compare, id, status: 'running' });
+    adopt(id);
+  } catch (e) {
+    store().setCompare({ ...base, status: 'error', message: message(e) });
+  }
+}
+
+/** Compare on a dataset: every variant scored with the task's metrics (and optionally trained first). */
+export async function startDatasetCompare(nodeId: string, candidates: string[], dataset: CompareDataset): Promise<void> {
+  const s = store();
+  const node = s.nodes.find((n) => n.id === nodeId);
+  if (!node) return;
+  const base = { ...idleCompare, nodeId, dataset: { name: dataset.name, task: dataset.task }, variants: [node.data.type, ...candidates].map((type) => ({ type })) };
+  s.setCompare({ ...base, status: 'starting' });
+  try {
+    const { id } = await client.call('compare.start', {
+      document: currentDocument(),
+      nodeId,
+      candidates: candidates.map((type) => ({ type, params: {} })),
+      inputs: runInputs(),
+      dataset,
       ...(s.filePath ? { graphPath: s.filePath } : {}),
     });
     store().setCompare({ ...store().compare, id, status: 'running' });

@@ -3,13 +3,15 @@
 
 import { useMemo, useRef, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
-import { cancelCompare, readImage, startCompare } from '../app/jobs.js';
+import type { CompareDataset } from '../../electron/host/contract.js';
+import { cancelCompare, readImage, startCompare, startDatasetCompare } from '../app/jobs.js';
 import { cellKey, formatCount, isActive, type PickedImage } from '../store/jobs.js';
 import { composerStore, useComposer } from '../store/store.js';
+import { DatasetResults, DatasetSetup } from './CompareDataset.js';
 
 const COMPARABLE = new Set(['encoder', 'input-projector', 'llm', 'output-projector', 'generator']);
 
-export function ComparePanel({ available }: { available: boolean }) {
+export function ComparePanel({ available, recipes = [], browser = true }: { available: boolean; recipes?: string[]; browser?: boolean }) {
   const compare = useComposer((s) => s.compare);
   const catalog = useComposer((s) => s.catalog);
   const catalogList = useComposer((s) => s.catalogList);
@@ -22,6 +24,8 @@ export function ComparePanel({ available }: { available: boolean }) {
   const [picked, setPicked] = useState<Record<string, boolean>>({});
   const [images, setImages] = useState<PickedImage[]>([]);
   const fileInput = useRef<HTMLInputElement>(null);
+  const [mode, setMode] = useState<'images' | 'dataset'>('images');
+  const [dataset, setDataset] = useState<CompareDataset | null>({ name: 'shapes', limit: 30, reinit: false });
 
   const nodes = candidatesNodes.map((x) => {
     const [id, type] = x.split('|');
@@ -51,6 +55,13 @@ export function ComparePanel({ available }: { available: boolean }) {
   return (
     <div className="compare-panel">
       <div className="compare-setup">
+        <div className="segmented" role="radiogroup" aria-label="Compare on">
+          {(['images', 'dataset'] as const).map((m) => (
+            <button key={m} role="radio" aria-checked={mode === m} className={mode === m ? 'active' : ''} onClick={() => setMode(m)}>
+              {m === 'images' ? 'Images' : 'Dataset'}
+            </button>
+          ))}
+        </div>
         <label className="field">
           <span className="field-name">Node</span>
           <select value={nodeId ?? ''} onChange={(e) => setChosenNode(e.target.value)} aria-label="Node to compare">
@@ -76,7 +87,8 @@ export function ComparePanel({ available }: { available: boolean }) {
             </label>
           ))}
         </fieldset>
-        <div className="field">
+        {mode === 'dataset' && <DatasetSetup recipes={recipes} browser={browser} onChange={setDataset} />}
+        {mode === 'images' && <div className="field">
           <span className="field-name">Images</span>
           <div className="image-set">
             {images.map((im, i) => (
@@ -92,13 +104,13 @@ export function ComparePanel({ available }: { available: boolean }) {
             void addImages(e.target.files);
             e.target.value = '';
           }} />
-        </div>
+        </div>}
         <div className="run-buttons">
           <button
             className="primary"
-            disabled={!available || !nodeId || candidates.length === 0 || active}
-            title={available ? 'Run every variant' : 'Compare: not available yet (the compare engine is not part of this build)'}
-            onClick={() => nodeId && void startCompare(nodeId, candidates, images)}
+            disabled={!available || !nodeId || candidates.length === 0 || active || (mode === 'dataset' && !dataset)}
+            title={available ? (mode === 'dataset' ? 'Score every variant on the dataset' : 'Run every variant') : 'Compare: not available yet (the compare engine is not part of this build)'}
+            onClick={() => nodeId && void (mode === 'dataset' && dataset ? startDatasetCompare(nodeId, candidates, dataset) : startCompare(nodeId, candidates, images))}
           >
             Compare
           </button>
@@ -116,10 +128,12 @@ export function ComparePanel({ available }: { available: boolean }) {
         )}
         {active && (
           <div className="muted small">
-            <span className="run-ring inline" /> Running variants… {compare.done}/{compare.total || '?'}
+            <span className="run-ring inline" /> {compare.dataset ? 'Scoring variants' : 'Running variants'}… {compare.done}/{compare.total || '?'}
+            {compare.dataset && compare.message && <span className="mono"> · {compare.message}</span>}
           </div>
         )}
-        {compare.variants.length > 0 && compare.status !== 'idle' && (
+        {compare.dataset && compare.variants.length > 0 && compare.status !== 'idle' && <DatasetResults compare={compare} />}
+        {!compare.dataset && compare.variants.length > 0 && compare.status !== 'idle' && (
           <table className="compare-table" data-testid="compare-table">
             <thead>
               <tr>

@@ -64,7 +64,7 @@ export function Dock({ info }: { info: Result<'engine.info'> | null }) {
       {panel && (
         <div className="dock-body" role="tabpanel" aria-label={TABS.find((t) => t.id === panel)?.title}>
           {panel === 'run' && <RunPanel runAvailable={has('run')} />}
-          {panel === 'compare' && <ComparePanel available={has('compare')} />}
+          {panel === 'compare' && <ComparePanel available={has('compare')} recipes={info?.recipes ?? []} browser={info?.mode !== 'electron'} />}
           {panel === 'train' && <TrainPanel available={has('train')} browser={info?.mode !== 'electron'} recipes={info?.recipes ?? []} />}
           {panel === 'export' && <ExportPanel available={has('export')} electron={info?.mode === 'electron'} />}
         </div>

@@ -33,6 +33,9 @@ const CLI_ONLY_RECIPES = new Set(['nextgpt-align']);
 
 type Checkpoint = Awaited<ReturnType<typeof listCheckpoints>>[number];
 
+/** The metric each task's papers report, as the trainer's eval names it: CIDEr-D (captioning), VQA accuracy, R@1 (ITC). */
+const PAPER_METRICS: Array<[string, string]> = [['cider', 'CIDEr'], ['vqa_accuracy', 'VQA acc'], ['retrieval_r1', 'R@1']];
+
 export function TrainPanel({ available, browser, recipes }: { available: boolean; browser: boolean; recipes: string[] }) {
   const train = useComposer((s) => s.train);
   const theme = useComposer((s) => s.theme);
@@ -70,6 +73,7 @@ export function TrainPanel({ available, browser, recipes }: { available: boolean
   const builtin = (BUILTIN_DATASETS as readonly string[]).includes(dataset);
   const eta = etaMs(train);
   const lastEval = train.evals.at(-1);
+  const paper = lastEval && PAPER_METRICS.find(([k]) => lastEval.metrics[k] !== undefined);
   const pct = train.totalSteps ? Math.min(100, (100 * train.step) / train.totalSteps) : 0;
 
   const config = (): TrainConfig => ({
@@ -223,6 +227,7 @@ export function TrainPanel({ available, browser, recipes }: { available: boolean
             {train.status === 'idle' && 'Not started'}
             {train.status !== 'idle' && `step ${train.step}/${train.totalSteps || '?'}`}
             {train.losses.length > 0 && ` · loss ${train.losses[train.losses.length - 1].toFixed(4)}`}
+            {paper && lastEval && <span data-testid="train-paper-metric">{` · ${paper[1]} ${lastEval.metrics[paper[0]].toFixed(3)} @${lastEval.step}`}</span>}
             {train.learningRate !== undefined && ` · lr ${train.learningRate.toExponential(1)}`}
             {train.status === 'running' && eta !== null && ` · ETA ${formatDuration(eta)}`}
             {train.status === 'paused' && ' · paused'}

@@ -3,7 +3,7 @@
 
 import type { CompareEvent, ExportEvent, RunEvent, TrainEvent } from '../../electron/host/contract.js';
 
-export type Panel = 'run' | 'compare' | 'train' | 'export';
+export type Panel = 'run' | 'compare' | 'train' | 'export' | 'models';
 
 /** An image the user dropped or picked, kept in memory for the next runs (not in the graph document). */
 export interface PickedImage {
@@ -86,6 +86,22 @@ export interface CompareVariant {
   nodeParams?: number;
   /** What the engine noted about this variant (e.g. weights freshly initialised, widths resolved). */
   notes?: string;
+  /** Dataset mode: the variant's metrics, mean latency per sample, training and worst samples. */
+  metrics?: Record<string, number>;
+  paperMetric?: string;
+  latencyMs?: number;
+  trainMs?: number;
+  trainSteps?: number;
+  samples?: number;
+  misses?: CompareMiss[];
+}
+
+export interface CompareMiss {
+  id: string;
+  imageDataUrl?: string;
+  reference: string[];
+  prediction: string;
+  score?: number;
 }
 
 export interface CompareState {
@@ -99,6 +115,8 @@ export interface CompareState {
   done: number;
   total: number;
   message?: string;
+  /** Set when the comparison runs on a dataset (the task it scores). */
+  dataset?: { name: string; task?: string; samples?: number };
 }
 
 export const idleCompare: CompareState = { id: null, status: 'idle', nodeId: null, variants: [], imageNames: [], cells: {}, done: 0, total: 0 };
@@ -109,7 +127,10 @@ export function reduceCompare(state: CompareState, e: CompareEvent): CompareStat
   if (e.id !== state.id) return state;
   switch (e.type) {
     case 'started':
-      return { ...state, status: 'running', total: e.total ?? state.total };
+      return {
+        ...state, status: 'running', total: e.total ?? state.total,
+        ...(state.dataset ? { dataset: { ...state.dataset, task: e.task ?? state.dataset.task, samples: e.samples ?? state.dataset.samples } } : {}),
+      };
     case 'progress':
       return { ...state, done: e.done ?? state.done, total: e.total ?? state.total, message: e.message ?? state.message };
     case 'result': {
@@ -122,7 +143,11 @@ export function reduceCompare(state: CompareState, e: CompareEvent): CompareStat
         trainableParams: e.trainableParams ?? prev.trainableParams,
         nodeParams: e.nodeParams ?? prev.nodeParams,
         notes: e.message ?? prev.notes,
+        ...(e.metrics
+          ? { metrics: e.metrics, paperMetric: e.paperMetric, latencyMs: e.latencyMs, trainMs: e.trainMs, trainSteps: e.trainSteps, samples: e.samples, misses: e.misses ?? [] }
+          : {}),
       };
+      if (e.metrics) return { ...state, variants, done: e.done ?? state.done };
       const imageNames = [...state.imageNames];
       const i = e.image ?? 0;
       if (e.imageName && !imageNames[i]) imageNames[i] = e.imageName;

@@ -14,7 +14,7 @@ import { type GraphDocument, parseGraphDocument } from '../document.js';
 import { Executor } from '../executor.js';
 import { hashKey } from '../keys.js';
 import { OUT_GRAPH } from '../trainer/export.js';
-import { train } from '../trainer/trainer.js';
+import { TrainControl, train } from '../trainer/trainer.js';
 import { type EvalItem, type EvalSet, SHAPES_SCENES } from './datasets.js';
 import { type EvalProgress, type EvalResult, type EvalSampleRecord, evaluateGraph } from './runner.js';
 
@@ -119,10 +119,13 @@ export async function compareOnDataset(doc: GraphDocument, o: DatasetCompareOpti
         const out = join(workDir, `variant-${v}`);
         mkdirSync(out, { recursive: true });
         const t0 = performance.now();
+        // Cancelling stops the training between steps; the evaluation after it then stops at once.
+        const control = new TrainControl();
+        o.signal?.addEventListener('abort', () => control.stop(), { once: true });
         const res = await train({
           graph: variant.doc, baseDir: o.baseDir, recipe: o.train.recipe, steps: o.train.steps, dataset: o.train.dataset,
           ...(o.train.dataset === 'shapes' ? { shapes: SHAPES_SCENES } : {}),
-          batchSize: o.train.batchSize, learningRate: o.train.learningRate, seed: o.train.seed ?? 0, out, executor,
+          batchSize: o.train.batchSize, learningRate: o.train.learningRate, seed: o.train.seed ?? 0, out, executor, control,
           onEvent: (e) => {
             if (e.type === 'step') o.onEvent?.({ type: 'train-step', variant: v, step: e.step, totalSteps: e.totalSteps, loss: e.loss });
           },
