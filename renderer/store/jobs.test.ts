@@ -42,6 +42,20 @@ describe('compare, train and export state', () => {
     expect(s.status).toBe('done');
   });
 
+  it('dataset mode: a result carries the variant\'s metrics, training and misses, and adds no image cell', () => {
+    let s: CompareState = { ...idleCompare, id: 'c', status: 'starting', dataset: { name: 'shapes' }, variants: [{ type: 'projector.qformer' }, { type: 'projector.linear' }] };
+    s = reduceCompare(s, { channel: 'compare.event', id: 'c', type: 'started', total: 20, task: 'caption', samples: 10 });
+    expect(s.dataset).toEqual({ name: 'shapes', task: 'caption', samples: 10 });
+    const miss = { id: 's1', reference: ['a red circle'], prediction: 'a blue square', score: 0 };
+    s = reduceCompare(s, {
+      channel: 'compare.event', id: 'c', type: 'result', variant: 1, nodeType: 'projector.linear', metrics: { cider: 0.7, bleu_4: 0.1 }, paperMetric: 'cider',
+      latencyMs: 9, trainMs: 1200, trainSteps: 40, totalParams: 389, trainableParams: 6, misses: [miss], done: 20, message: '1 of 10 samples missed',
+    });
+    expect(s.variants[1]).toMatchObject({ metrics: { cider: 0.7, bleu_4: 0.1 }, paperMetric: 'cider', latencyMs: 9, trainMs: 1200, trainSteps: 40, misses: [miss] });
+    expect(s.cells).toEqual({});
+    expect(s.done).toBe(20);
+  });
+
   it('collects losses, eval metrics and checkpoints, and estimates the time left', () => {
     let s: TrainState = { ...idleTrain, id: 't' };
     const ev = (type: Parameters<typeof reduceTrain>[1]['type'], extra: object) => ({ channel: 'train.event' as const, id: 't', type, ...extra });
