@@ -8,6 +8,7 @@ import { memo, type CSSProperties } from 'react';
 import type { NodeTypeInfoWire, PortSpecWire } from '../../electron/host/contract.js';
 import { formatBytes, formatCount, type NodeRunState } from '../store/jobs.js';
 import { formatShape, inHandle, outHandle, nodePorts, type ComposerNode } from '../store/model.js';
+import { LOADING_WEIGHTS } from '../store/models.js';
 import { useComposer, type ComposerState } from '../store/store.js';
 import { connectedHandles, nodeHeight, nodeProblems, portRowCentre, SHOWN_PARAMS, useLowDetail } from './detail.js';
 import { FAMILY_LABEL, familyColor, kindColor } from './theme.js';
@@ -55,6 +56,14 @@ function RunMarker({ state }: { state: NodeRunState | undefined }) {
       ✕ failed
     </span>
   );
+}
+
+/** `12/16 tokens`, or the bytes of a model folder's weights read so far. */
+function progressLabel(state: NodeRunState, long: boolean): string {
+  const done = state.done ?? 0;
+  const total = state.total ?? 0;
+  if (state.unit === LOADING_WEIGHTS) return `${LOADING_WEIGHTS} ${formatBytes(done)} ${long ? 'of' : '/'} ${formatBytes(total)}`;
+  return long ? `${done} of ${total} ${state.unit ?? 'step'}s` : `${done}/${total} ${state.unit ? `${state.unit}s` : ''}`;
 }
 
 function formatMs(ms: number | undefined): string {
@@ -144,11 +153,9 @@ function FullNode({ id, data, selected, info }: NodeProps<ComposerNode> & { info
         <RunMarker state={runState} />
       </div>
       {(runState?.status === 'running' || runState?.status === 'computed') && runState.total !== undefined && (
-        <div className={`node-progress ${runState.status}`} data-testid="node-progress" title={`${runState.done ?? 0} of ${runState.total} ${runState.unit ?? 'steps'}s`}>
+        <div className={`node-progress ${runState.status}`} data-testid="node-progress" title={progressLabel(runState, true)}>
           <div className="node-progress-bar" style={{ width: `${Math.min(100, (100 * (runState.done ?? 0)) / Math.max(1, runState.total))}%` }} />
-          <span>
-            {runState.done ?? 0}/{runState.total} {runState.unit ? `${runState.unit}s` : ''}
-          </span>
+          <span>{progressLabel(runState, false)}</span>
         </div>
       )}
       {runState?.status === 'error' && runState.message && (
@@ -188,6 +195,7 @@ function FullNode({ id, data, selected, info }: NodeProps<ComposerNode> & { info
       )}
       <div className="cnode-foot">
         <div className="chips">
+          <WeightsSource weights={data.weights} fresh={data.freshWeights} />
           {data.adapters.map((a) => (
             <span key={a.id} className="chip" title={`adapter ${a.id}`}>
               {a.method.toUpperCase()}
@@ -209,6 +217,29 @@ function FullNode({ id, data, selected, info }: NodeProps<ComposerNode> & { info
     </div>
   );
 }
+
+/**
+ * A Hugging Face folder the node's weights come from (and which part of the model it holds), and the weights
+ * initialised afresh despite the weights file (freshWeights), so a partly loaded checkpoint is visible on the canvas.
+ */
+const WeightsSource = memo(function WeightsSource({ weights, fresh }: { weights: ComposerNode['data']['weights']; fresh: ComposerNode['data']['freshWeights'] }) {
+  if (!weights?.hf && !fresh?.length) return null;
+  const folder = weights?.path.split(/[\\/]/).filter(Boolean).pop() ?? '';
+  return (
+    <>
+      {weights?.hf && (
+        <span className="chip subtle" data-testid="node-weights" title={`Weights read from the Hugging Face folder ${weights.path} (${weights.hf.architecture} ${weights.hf.part})`}>
+          {folder} · {weights.hf.part}
+        </span>
+      )}
+      {fresh?.length ? (
+        <span className="chip" data-testid="node-fresh-weights" title={`Initialised from the seed although the weights file is loaded: ${fresh.join(', ')}`}>
+          fresh: {fresh.length === 1 ? fresh[0] : `${fresh.length} weights`}
+        </span>
+      ) : null}
+    </>
+  );
+});
 
 /** The node's parameter count: total, and trainable when it differs (frozen, adapters); nothing when it failed. */
 function ParamCount({ id }: { id: string }) {
