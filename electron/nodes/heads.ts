@@ -23,6 +23,7 @@ export const labelsParams = z.strictObject({
   tokenizer: z.string().default('builtin'),
   max_length: z.number().int().min(2).max(512).default(77),
   padding: z.enum(['longest', 'max_length']).default('longest'),
+  append_eos: z.boolean().default(true),
 });
 export type LabelsParams = z.infer<typeof labelsParams>;
 
@@ -73,6 +74,9 @@ const labelsNode: NodeTypeDef<typeof labelsParams> = {
       "'longest': rows are padded to the longest label (CLIP: its causal text tower pools at the end-of-text token, " +
       "so padding never matters); 'max_length': every row is padded to max_length, as SigLIP's processor does (its " +
       'text tower pools at the last position).',
+    append_eos:
+      "Append the end-of-text token when the tokenizer's post-processor did not put one last (the built-in tokenizer adds " +
+      'only <s>); an imported folder turns it off so labels are tokenised exactly as its tokenizer.json says.',
   },
   outputShapes: (p) => ({ input_ids: [p.labels.length, 'T'], attention_mask: [p.labels.length, 'T'] }),
   host: 'text.labels',

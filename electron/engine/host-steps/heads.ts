@@ -19,10 +19,10 @@ const labelsStep: HostStep = async (raw, inputs, ctx) => {
   const labels = typed && splitLabels(typed).length ? splitLabels(typed) : p.labels;
   const tok = tokenizerFor(p.tokenizer, ctx.baseDir);
   const { eos, pad } = tok.specialIds;
-  if (eos === undefined) throw new HostStepError(`node '${ctx.nodeId}': tokenizer '${p.tokenizer}' has no end-of-text token to pool at`);
+  if (eos === undefined && p.append_eos) throw new HostStepError(`node '${ctx.nodeId}': tokenizer '${p.tokenizer}' has no end-of-text token to pool at`);
   const rows = labels.map((label) => {
     const ids = tok.encode(label, { addSpecialTokens: true });
-    if (ids[ids.length - 1] !== eos) ids.push(eos);
+    if (p.append_eos && eos !== undefined && ids[ids.length - 1] !== eos) ids.push(eos);
     if (ids.length > p.max_length) {
       throw new HostStepError(`node '${ctx.nodeId}': label '${label}' is ${ids.length} tokens long, more than max_length ${p.max_length}`);
     }
@@ -30,7 +30,7 @@ const labelsStep: HostStep = async (raw, inputs, ctx) => {
   });
   const T = p.padding === 'max_length' ? p.max_length : Math.max(...rows.map((r) => r.length));
   const L = rows.length;
-  const ids = new BigInt64Array(L * T).fill(BigInt(pad ?? eos));
+  const ids = new BigInt64Array(L * T).fill(BigInt(pad ?? eos ?? 0));
   const mask = new BigInt64Array(L * T);
   rows.forEach((row, r) =>
     row.forEach((id, t) => {

@@ -1,0 +1,200 @@
+// CLIPModel, CLIPVisionModel(WithProjection), CLIPTextModel(WithProjection) → encoder.clip_vit / encoder.clip_text.
+// Our nodes name their weights exactly as transformers' state dict does, so the mapping is the identity:
+//   vision_model.{embeddings.{class_embedding, patch_embedding, position_embedding}, pre_layrnorm,
+//     encoder.layers.N.{layer_norm1, self_attn.{q,k,v,out}_proj, layer_norm2, mlp.{fc1,fc2}}, post_layernorm},
+//   visual_projection (…WithProjection, CLIPModel), text_model.{embeddings.{token,position}_embedding,
+//   encoder.layers.N.*, final_layer_norm}, text_projection, logit_scale (CLIPModel: the zero-shot head's exp(·)).
+// Config semantics taken from transformers: sub-configs may leave out fields equal to the class defaults
+// (save_pretrained writes a diff), so those defaults apply; text pooling is at argmax(input_ids) for legacy configs
+// whose text eos_token_id is 2, else at the first eos_token_id.
+
+import { join } from 'node:path';
+import type { HfModelFolder } from '../folder.js';
+import { ArchitectureError, ConfigReader, configClass, folderDisplayName, renamedWeights } from './mapping.js';
+import { CLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, logitScaleOf, zeroShotNodes } from './towers.js';
+import type { HfArchitecture, HfPart, ImportedGraph, ImportedNode } from './types.js';
+
+export { imageInputParams } from './towers.js';
+
+/** A sub-config, with the legacy `<key>_dict` copy (old openai configs) taking precedence as transformers does. */
+export function subConfig(c: ConfigReader, key: 'vision_config' | 'text_config'): ConfigReader {
+  const merged = { ...c.nested(key, true).raw, ...c.nested(`${key}_dict`, true).raw };
+  return new ConfigReader(merged, c.where, `${key}.`);
+}
+
+export interface VisionTower {
+  /** encoder.clip_vit params (dims, activation, epsilon; projection on with the config's projection_dim). */
+  params: Record<string, unknown>;
+  hiddenSize: number;
+  imageSize: number;
+  patchSize: number;
+}
+
+/** encoder.clip_vit params from a CLIPVisionConfig (CLIPVisionConfig's defaults for fields left out). */
+export function clipVisionTowerParams(v: ConfigReader, projectionDim?: number): VisionTower {
+  v.refuse('num_channels', (x) => x === 3, 'Composer encodes RGB images (3 channels)');
+  const hidden = v.int('hidden_size', 768);
+  const heads = headsDividing(v, hidden);
+  const imageSize = v.int('image_size', 224);
+  const patchSize = v.int('patch_size', 32);
+  v.refuse('image_size', () => imageSize % patchSize === 0, `must be a multiple of patch_size ${patchSize}`);
+  return {
+    params: {
+      preset: 'tiny',
+      image_size: imageSize,
+      patch_size: patchSize,
+      hidden_size: hidden,
+      num_layers: v.int('num_hidden_layers', 12),
+      num_heads: heads,
+      intermediate_size: v.int('intermediate_size', 3072),
+      projection_dim: projectionDim ?? v.int('projection_dim', 512),
+      act: hfActivation(v, 'hidden_act', 'quick_gelu'),
+      eps: v.num('layer_norm_eps', 1e-5, { positive: true }),
+      projection: true,
+    },
+    hiddenSize: hidden,
+    imageSize,
+    patchSize,
+  };
+}
+
+/** encoder.clip_text params from a CLIPTextConfig, with transformers' pooling rule for its eos_token_id. */
+export function clipTextTowerParams(t: ConfigReader, projectionDim?: number): { params: Record<string, unknown>; maxPositions: number; notes: string[] } {
+  const hidden = t.int('hidden_size', 512);
+  const eos = t.int('eos_token_id', 49407, { min: 0 });
+  const maxPositions = t.int('max_position_embeddings', 77);
+  const legacy = eos === 2;
+  return {
+    params: {
+      preset: 'tiny',
+      vocab_size: t.int('vocab_size', 49408),
+      max_positions: maxPositions,
+      hidden_size: hidden,
+      num_layers: t.int('num_hidden_layers', 12),
+      num_heads: headsDividing(t, hidden),
+      intermediate_size: t.int('intermediate_size', 2048),
+      projection_dim: projectionDim ?? t.int('projection_dim', 512),
+      act: hfActivation(t, 'hidden_act', 'quick_gelu'),
+      eps: t.num('layer_norm_eps', 1e-5, { positive: true }),
+      pooling: legacy ? 'argmax' : 'eos_id',
+      eos_token_id: eos,
+      projection: true,
+    },
+    maxPositions,
+    notes: [
+      legacy
+        ? 'text pooling: text_config.eos_token_id is 2 (a legacy config), so the text tower pools at the largest token id, as transformers does'
+        : `text pooling: at the first eos_token_id ${eos} of each label`,
+    ],
+  };
+}
+
+const visionPart: HfPart = {
+  weights: (folder, params) => renamedWeights(folder, 'encoder.clip_vit', params, (ours) => ours, 'CLIP vision tower'),
+};
+
+const textPart: HfPart = {
+  weights: (folder, params) => renamedWeights(folder, 'encoder.clip_text', params, (ours) => ours, 'CLIP text tower'),
+  // CLIPModel's logit_scale is read at import into the zero-shot head's params.
+  duplicates: (folder) => (folder.weights.has('logit_scale') ? ['logit_scale'] : []),
+};
+
+type ClipClass = 'CLIPModel' | 'CLIPVisionModel' | 'CLIPVisionModelWithProjection' | 'CLIPTextModel' | 'CLIPTextModelWithProjection';
+const CLASS_OF_TYPE: Record<string, ClipClass> = { clip: 'CLIPModel', clip_vision_model: 'CLIPVisionModel', clip_text_model: 'CLIPTextModel' };
+
+function clipClassOf(folder: HfModelFolder): ClipClass {
+  const cls = configClass(folder.config);
+  if (cls) return cls as ClipClass;
+  const type = String(folder.config.model_type);
+  const byType = CLASS_OF_TYPE[type];
+  if (!byType) throw new ArchitectureError(`config.json: model_type '${type}' is not a CLIP model`);
+  return byType;
+}
+
+/** A vision tower alone: image → encoder (its outputs are the graph's result: `vlmc run --save-outputs`). */
+function visionOnlyGraph(folder: HfModelFolder, tower: VisionTower, withProjection: boolean, title: string, imageDefaults = CLIP_PROCESSOR): ImportedGraph {
+  const nodes: ImportedNode[] = [
+    { id: 'image', type: 'io.image', params: imageInputParams(folder, tower.imageSize, imageDefaults), position: { x: 0, y: 0 } },
+    { id: 'vit', type: 'encoder.clip_vit', params: { ...tower.params, projection: withProjection }, frozen: true, part: 'vision', position: { x: 280, y: 0 } },
+  ];
+  return {
+    name: `${title} (${folderDisplayName(folder.dir)})`,
+    nodes,
+    edges: [{ from: { node: 'image', port: 'pixel_values' }, to: { node: 'vit', port: 'pixel_values' } }],
+    groups: [{ id: 'vision', title: `${title} — imported from ${folderDisplayName(folder.dir)}`, nodeIds: ['image', 'vit'] }],
+    notes: [
+      `the vision tower's outputs (last_hidden_state, pooler_output${withProjection ? ', image_embeds' : ''}, vision_features) are the result; ` +
+        "connect vision_features to a projector to build a VLM, or save them with 'vlmc run --save-outputs'",
+    ],
+  };
+}
+
+/** A text tower alone: prompt → tokenizer.json → encoder. */
+function textOnlyGraph(folder: HfModelFolder, ctx: { folderRef: string }, params: Record<string, unknown>, maxPositions: number, notes: string[], title: string): ImportedGraph {
+  if (!folder.tokenizerJson) throw new ArchitectureError('the folder has no tokenizer.json (a text encoder needs its tokenizer to run)');
+  const nodes: ImportedNode[] = [
+    { id: 'prompt', type: 'io.text', params: { text: '' }, position: { x: 0, y: 0 } },
+    {
+      id: 'tokenize',
+      type: 'text.tokenize',
+      params: { tokenizer: join(ctx.folderRef, 'tokenizer.json'), add_special_tokens: true, max_length: maxPositions },
+      position: { x: 260, y: 0 },
+    },
+    { id: 'text_encoder', type: 'encoder.clip_text', params, frozen: true, part: 'text', position: { x: 520, y: 0 } },
+  ];
+  return {
+    name: `${title} (${folderDisplayName(folder.dir)})`,
+    nodes,
+    edges: [
+      { from: { node: 'prompt', port: 'text' }, to: { node: 'tokenize', port: 'text' } },
+      { from: { node: 'tokenize', port: 'input_ids' }, to: { node: 'text_encoder', port: 'input_ids' } },
+      { from: { node: 'tokenize', port: 'attention_mask' }, to: { node: 'text_encoder', port: 'attention_mask' } },
+    ],
+    groups: [{ id: 'text', title: `${title} — imported from ${folderDisplayName(folder.dir)}`, nodeIds: nodes.map((n) => n.id) }],
+    notes: [...notes, "the text tower's outputs are the result; save them with 'vlmc run --save-outputs'"],
+  };
+}
+
+export const clip: HfArchitecture = {
+  id: 'clip',
+  classes: ['CLIPModel', 'CLIPVisionModel', 'CLIPVisionModelWithProjection', 'CLIPTextModel', 'CLIPTextModelWithProjection'],
+  modelTypes: ['clip', 'clip_vision_model', 'clip_text_model'],
+  parts: { vision: visionPart, text: textPart },
+  toGraph(folder, ctx) {
+    const c = new ConfigReader(folder.config);
+    const cls = clipClassOf(folder);
+    if (cls === 'CLIPVisionModel' || cls === 'CLIPVisionModelWithProjection') {
+      return visionOnlyGraph(folder, clipVisionTowerParams(c), cls === 'CLIPVisionModelWithProjection', cls === 'CLIPVisionModel' ? 'CLIP vision tower' : 'CLIP vision tower with projection');
+    }
+    if (cls === 'CLIPTextModel' || cls === 'CLIPTextModelWithProjection') {
+      const text = clipTextTowerParams(c);
+      const params = { ...text.params, projection: cls === 'CLIPTextModelWithProjection' };
+      return textOnlyGraph(folder, ctx, params, text.maxPositions, text.notes, cls === 'CLIPTextModel' ? 'CLIP text tower' : 'CLIP text tower with projection');
+    }
+    const projectionDim = c.int('projection_dim', 512);
+    const vision = clipVisionTowerParams(subConfig(c, 'vision_config'), projectionDim);
+    const text = clipTextTowerParams(subConfig(c, 'text_config'), projectionDim);
+    const g = zeroShotNodes(folder, {
+      folderRef: ctx.folderRef,
+      imageParams: imageInputParams(folder, vision.imageSize, CLIP_PROCESSOR),
+      vision: { type: 'encoder.clip_vit', params: vision.params, port: 'image_embeds' },
+      text: { type: 'encoder.clip_text', params: text.params, port: 'text_embeds', mask: true },
+      labels: { max_length: text.maxPositions, padding: 'longest' },
+      head: { logit_scale: logitScaleOf(folder), logit_bias: 0, activation: 'softmax' },
+    });
+    return {
+      name: `CLIP zero-shot classification (${folderDisplayName(folder.dir)})`,
+      nodes: g.nodes,
+      edges: g.edges,
+      groups: [
+        { id: 'vision', title: 'Vision tower (CLIP, frozen)', nodeIds: ['image', 'vit'] },
+        { id: 'text', title: 'Text tower (CLIP, frozen)', nodeIds: ['prompt', 'labels', 'text_encoder'] },
+      ],
+      notes: [
+        ...text.notes,
+        "candidate labels come from the prompt, separated by ';' (vlmc run --prompt \"a photo of a cat;a photo of a dog\"), tokenised with the folder's tokenizer.json",
+        'the zero-shot head multiplies cosine similarities by exp(logit_scale), read from the folder at import',
+      ],
+    };
+  },
+};

@@ -1,0 +1,185 @@
+// What the encoder-side architectures (CLIP, SigLIP, BERT, BLIP-2 / InstructBLIP, and LLaVA's vision tower) share:
+// transformers' activation names → ours, the Image node's preprocessing from preprocessor_config.json, a scalar
+// parameter read at import (logit_scale), and the zero-shot classification nodes.
+
+import { join } from 'node:path';
+import type { DocEdge } from '../../../engine/document.js';
+import type { Activation } from '../../../nodes/blocks.js';
+import { CLIP_MEAN, CLIP_STD } from '../../../engine/image.js';
+import type { ResampleName } from '../../../nodes/io.js';
+import { type PreprocessorConfig, resolveImageSize } from '../configs.js';
+import type { HfModelFolder } from '../folder.js';
+import { ArchitectureError, type ConfigReader } from './mapping.js';
+import type { ImportedNode } from './types.js';
+
+/** transformers' ACT2FN names Composer computes, onto our activations (the tanh GELUs are one formula). */
+const ACTIVATIONS_OF: Record<string, Activation> = {
+  gelu: 'gelu',
+  quick_gelu: 'quick_gelu',
+  gelu_new: 'gelu_new',
+  gelu_pytorch_tanh: 'gelu_new',
+  gelu_fast: 'gelu_new',
+  relu: 'relu',
+  silu: 'silu',
+  swish: 'silu',
+  tanh: 'tanh',
+};
+
+/** `hidden_act` (or another activation field) as our activation; other names are refused naming the field. */
+export function hfActivation(c: ConfigReader, key: string, fallback: string): Activation {
+  const name = c.oneOf(key, Object.keys(ACTIVATIONS_OF), fallback);
+  return ACTIVATIONS_OF[name] as Activation;
+}
+
+/** hidden_size that num_attention_heads divides, refused by field name otherwise. */
+export function headsDividing(c: ConfigReader, hidden: number, key = 'num_attention_heads'): number {
+  const heads = c.int(key);
+  c.refuse(key, () => hidden % heads === 0, `must divide hidden_size ${hidden}`);
+  return heads;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// preprocessor_config.json → io.image
+
+/** How the model's image processor works when the folder has no preprocessor_config.json (or leaves a field out). */
+export interface ImageProcessorDefaults {
+  /** CLIPImageProcessor: shortest edge + centre crop; Siglip/BlipImageProcessor: resize to size × size. */
+  kind: 'shortest-edge-crop' | 'fixed-size';
+  mean: readonly number[];
+  std: readonly number[];
+}
+
+export const CLIP_PROCESSOR: ImageProcessorDefaults = { kind: 'shortest-edge-crop', mean: CLIP_MEAN, std: CLIP_STD };
+export const SIGLIP_PROCESSOR: ImageProcessorDefaults = { kind: 'fixed-size', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+export const BLIP_PROCESSOR: ImageProcessorDefaults = { kind: 'fixed-size', mean: CLIP_MEAN, std: CLIP_STD };
+
+function preprocessorError(field: string, why: string): ArchitectureError {
+  return new ArchitectureError(`preprocessor_config.json: ${field} ${why}`);
+}
+
+/**
+ * io.image params that preprocess as the folder's image processor does (the slow, PIL-based one transformers uses
+ * by default): resize by shortest edge then centre crop, or straight to size × size, with Pillow's filter, rescale
+ * and mean/std. The encoder needs `imageSize` square pixels; a processor that would give it anything else is refused
+ * naming the field.
+ */
+export function imageInputParams(
+  folder: HfModelFolder,
+  imageSize: number,
+  defaults: ImageProcessorDefaults = CLIP_PROCESSOR,
+): Record<string, unknown> {
+  const pc: Partial<PreprocessorConfig> = folder.preprocessorConfig ?? {};
+  if (pc.do_resize === false) throw preprocessorError('do_resize', `= false: Composer resizes every image to the encoder's ${imageSize} px`);
+  const resample: ResampleName = pc.resample ?? 'bicubic';
+  const common = {
+    size: imageSize,
+    resample,
+    rescale_factor: pc.do_rescale === false ? 1 : (pc.rescale_factor ?? 1 / 255),
+    mean: pc.do_normalize === false ? [0, 0, 0] : [...(pc.image_mean ?? defaults.mean)],
+    std: pc.do_normalize === false ? [1, 1, 1] : [...(pc.image_std ?? defaults.std)],
+  };
+  const rawSize = pc.size ?? (defaults.kind === 'shortest-edge-crop' ? { shortest_edge: imageSize } : { height: imageSize, width: imageSize });
+  const size = resolveImageSize(rawSize, { defaultToSquare: defaults.kind === 'fixed-size' });
+  if (size.shortest_edge !== undefined) {
+    if (size.longest_edge !== undefined) throw preprocessorError('size.longest_edge', 'is not supported (Composer resizes by the shortest edge alone)');
+    const crop = resolveImageSize(pc.crop_size ?? imageSize, { defaultToSquare: true });
+    const cropOn = pc.do_center_crop ?? defaults.kind === 'shortest-edge-crop';
+    if (!cropOn) {
+      throw preprocessorError('do_center_crop', `= false with size.shortest_edge: the picture would not be square, and the encoder takes ${imageSize}×${imageSize}`);
+    }
+    if (crop.height !== imageSize || crop.width !== imageSize) {
+      throw preprocessorError('crop_size', `is ${crop.height ?? '?'}×${crop.width ?? '?'}, but the vision encoder takes ${imageSize}×${imageSize} (config.json image_size)`);
+    }
+    if (size.shortest_edge < imageSize) {
+      throw preprocessorError('size.shortest_edge', `${size.shortest_edge} is smaller than crop_size ${imageSize}`);
+    }
+    return { ...common, resize: 'shortest-then-crop', shortest_edge: size.shortest_edge };
+  }
+  if (size.height !== undefined && size.width !== undefined) {
+    if (size.height !== imageSize || size.width !== imageSize) {
+      throw preprocessorError('size', `is ${size.height}×${size.width}, but the vision encoder takes ${imageSize}×${imageSize} (config.json image_size)`);
+    }
+    if (pc.do_center_crop === true) {
+      const crop = resolveImageSize(pc.crop_size ?? imageSize, { defaultToSquare: true });
+      if (crop.height !== imageSize || crop.width !== imageSize) {
+        throw preprocessorError('crop_size', `${crop.height ?? '?'}×${crop.width ?? '?'} after a resize to ${imageSize}×${imageSize} is not supported`);
+      }
+    }
+    return { ...common, resize: 'stretch' };
+  }
+  throw preprocessorError('size', `${JSON.stringify(pc.size)} is not supported (Composer takes {"shortest_edge"} or {"height", "width"})`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scalars and the zero-shot nodes
+
+/** A one-element tensor's value (CLIP's logit_scale), read at import; a tensor of another size is refused by name. */
+export function scalarTensor(folder: HfModelFolder, name: string): number {
+  const entry = folder.weights.tensors.get(name);
+  if (!entry) throw new ArchitectureError(`the folder has no tensor '${name}' (files: ${folder.weights.files.join(', ')})`);
+  if (entry.shape.reduce((n, d) => n * d, 1) !== 1) {
+    throw new ArchitectureError(`tensor '${name}' in '${entry.file}' has shape [${entry.shape.join(',')}]; a single value is expected`);
+  }
+  const v = (folder.weights.readFloat32(name).data as Float32Array)[0];
+  if (!Number.isFinite(v)) throw new ArchitectureError(`tensor '${name}' in '${entry.file}' is ${v}`);
+  return v;
+}
+
+/** exp(logit_scale) as the zero-shot head's multiplier, within the head's range. */
+export function logitScaleOf(folder: HfModelFolder, name = 'logit_scale'): number {
+  const s = Math.exp(scalarTensor(folder, name));
+  if (!(s > 0 && s <= 1000)) {
+    throw new ArchitectureError(`tensor '${name}' = ${Math.log(s)} gives a logit scale exp(·) = ${s}; Composer's zero-shot head takes (0, 1000]`);
+  }
+  return s;
+}
+
+export interface ZeroShotOptions {
+  folderRef: string;
+  imageParams: Record<string, unknown>;
+  vision: { type: string; params: Record<string, unknown>; port: string };
+  /** `mask`: feed the labels' padding mask (CLIP's processor returns one; SigLIP's does not). */
+  text: { type: string; params: Record<string, unknown>; port: string; mask: boolean };
+  labels: { max_length: number; padding: 'longest' | 'max_length' };
+  head: { logit_scale: number; logit_bias: number; activation: 'softmax' | 'sigmoid' };
+}
+
+/** Candidate labels used until a prompt gives others (`vlmc run --prompt "a;b;c"` replaces them verbatim). */
+export const PLACEHOLDER_LABELS = ['a photo of a cat', 'a photo of a dog'];
+
+/** image → vision tower → head ← text tower ← labels ← prompt; the head's answer → Text output. */
+export function zeroShotNodes(folder: HfModelFolder, o: ZeroShotOptions): { nodes: ImportedNode[]; edges: DocEdge[] } {
+  if (!folder.tokenizerJson) throw new ArchitectureError('the folder has no tokenizer.json (the text tower needs its tokenizer to read the labels)');
+  const link = (from: string, fromPort: string, to: string, toPort: string): DocEdge => ({ from: { node: from, port: fromPort }, to: { node: to, port: toPort } });
+  const nodes: ImportedNode[] = [
+    { id: 'image', type: 'io.image', params: o.imageParams, position: { x: 0, y: 0 } },
+    { id: 'vit', type: o.vision.type, params: o.vision.params, frozen: true, part: 'vision', position: { x: 280, y: 0 } },
+    { id: 'prompt', type: 'io.text', params: { text: '' }, position: { x: 0, y: 320 } },
+    {
+      id: 'labels',
+      type: 'text.labels',
+      params: {
+        labels: PLACEHOLDER_LABELS,
+        tokenizer: join(o.folderRef, 'tokenizer.json'),
+        max_length: o.labels.max_length,
+        padding: o.labels.padding,
+        append_eos: false,
+      },
+      position: { x: 280, y: 320 },
+    },
+    { id: 'text_encoder', type: o.text.type, params: o.text.params, frozen: true, part: 'text', position: { x: 560, y: 320 } },
+    { id: 'classify', type: 'head.zero_shot', params: o.head, position: { x: 840, y: 160 } },
+    { id: 'answer', type: 'io.text_output', params: {}, position: { x: 1120, y: 160 } },
+  ];
+  const edges: DocEdge[] = [
+    link('image', 'pixel_values', 'vit', 'pixel_values'),
+    link('prompt', 'text', 'labels', 'text'),
+    link('labels', 'input_ids', 'text_encoder', 'input_ids'),
+    ...(o.text.mask ? [link('labels', 'attention_mask', 'text_encoder', 'attention_mask')] : []),
+    link('vit', o.vision.port, 'classify', 'image_embeds'),
+    link('text_encoder', o.text.port, 'classify', 'text_embeds'),
+    link('labels', 'labels', 'classify', 'labels'),
+    link('classify', 'text', 'answer', 'text'),
+  ];
+  return { nodes, edges };
+}

@@ -1,0 +1,32 @@
+// Test support for the encoder-side import tests (CLIP, SigLIP, BERT, BLIP-2): row normalisation as transformers'
+// CLIPModel / SiglipModel outputs are, and the Image node run on a fixture's PNG.
+
+import { join } from 'node:path';
+import type { GraphDocument } from '../../engine/document.js';
+import type { Executor } from '../../engine/executor.js';
+import type { Tensor } from '../../onnx/ir.js';
+import { TESTDATA, fixtureDir } from './fixtures.test-support.js';
+
+/** Rows of a [N, P] float tensor divided by their L2 norm (CLIPOutput / SiglipOutput's image_embeds, text_embeds). */
+export function l2Rows(t: Tensor): Tensor {
+  const [n, width] = t.dims;
+  const src = t.data as Float32Array;
+  const out = new Float32Array(src.length);
+  for (let r = 0; r < n; r++) {
+    let ss = 0;
+    for (let i = 0; i < width; i++) ss += src[r * width + i] ** 2;
+    const norm = Math.sqrt(ss) || 1;
+    for (let i = 0; i < width; i++) out[r * width + i] = src[r * width + i] / norm;
+  }
+  return { dtype: 'float32', dims: [...t.dims], data: out };
+}
+
+/** The graph's Image node run on `<case>.image.png`: our preprocessing of the picture the fixture processed. */
+export async function pngPixelValues(executor: Executor, doc: GraphDocument, name: string, imageNode = 'image'): Promise<Tensor> {
+  const res = await executor.run(doc, {
+    baseDir: fixtureDir(name),
+    targets: [imageNode],
+    inputs: { [imageNode]: { path: join(TESTDATA, `${name}.image.png`) } },
+  });
+  return res.outputs[imageNode].pixel_values as Tensor;
+}
