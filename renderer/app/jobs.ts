@@ -112,12 +112,19 @@ export async function cancelRun(): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------------
 // Compare
 
-export async function startCompare(nodeId: string, candidates: string[], images: PickedImage[]): Promise<void> {
+/**
+ * Starts a comparison of node `nodeId` against `candidates`: on an image set (the run image when empty), or with
+ * `dataset` on a dataset (every variant scored with the task's metrics, and optionally trained first).
+ */
+export async function startCompare(nodeId: string, candidates: string[], images: PickedImage[], dataset?: CompareDataset): Promise<void> {
   const s = store();
   const node = s.nodes.find((n) => n.id === nodeId);
   if (!node) return;
-  const imageNames = images.length ? images.map((i) => i.name) : s.runImage ? [s.runImage.name] : ['(graph input)'];
-  const base = { ...idleCompare, nodeId, imageNames, variants: [node.data.type, ...candidates].map((type) => ({ type })) };
+  const imageNames = dataset ? [] : images.length ? images.map((i) => i.name) : s.runImage ? [s.runImage.name] : ['(graph input)'];
+  const base = {
+    ...idleCompare, nodeId, imageNames, variants: [node.data.type, ...candidates].map((type) => ({ type })),
+    ...(dataset ? { dataset: { name: dataset.name, task: dataset.task } } : {}),
+  };
   s.setCompare({ ...base, status: 'starting', total: base.variants.length * imageNames.length });
   try {
     const { id } = await client.call('compare.start', {
@@ -125,30 +132,7 @@ export async function startCompare(nodeId: string, candidates: string[], images:
       nodeId,
       candidates: candidates.map((type) => ({ type, params: {} })),
       inputs: runInputs(),
-      images: images.map(wireImage),
-      ...(s.filePath ? { graphPath: s.filePath } : {}),
-    });
-    store().setCompare({ ...store().compare, id, status: 'running' });
-    adopt(id);
-  } catch (e) {
-    store().setCompare({ ...base, status: 'error', message: message(e) });
-  }
-}
-
-/** Compare on a dataset: every variant scored with the task's metrics (and optionally trained first). */
-export async function startDatasetCompare(nodeId: string, candidates: string[], dataset: CompareDataset): Promise<void> {
-  const s = store();
-  const node = s.nodes.find((n) => n.id === nodeId);
-  if (!node) return;
-  const base = { ...idleCompare, nodeId, dataset: { name: dataset.name, task: dataset.task }, variants: [node.data.type, ...candidates].map((type) => ({ type })) };
-  s.setCompare({ ...base, status: 'starting' });
-  try {
-    const { id } = await client.call('compare.start', {
-      document: currentDocument(),
-      nodeId,
-      candidates: candidates.map((type) => ({ type, params: {} })),
-      inputs: runInputs(),
-      dataset,
+      ...(dataset ? { dataset } : { images: images.map(wireImage) }),
       ...(s.filePath ? { graphPath: s.filePath } : {}),
     });
     store().setCompare({ ...store().compare, id, status: 'running' });

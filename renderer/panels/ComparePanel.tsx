@@ -4,7 +4,7 @@
 import { useMemo, useRef, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import type { CompareDataset } from '../../electron/host/contract.js';
-import { cancelCompare, readImage, startCompare, startDatasetCompare } from '../app/jobs.js';
+import { cancelCompare, readImage, startCompare } from '../app/jobs.js';
 import { cellKey, formatCount, isActive, type PickedImage } from '../store/jobs.js';
 import { composerStore, useComposer } from '../store/store.js';
 import { DatasetResults, DatasetSetup } from './CompareDataset.js';
@@ -110,7 +110,7 @@ export function ComparePanel({ available, recipes = [], browser = true }: { avai
             className="primary"
             disabled={!available || !nodeId || candidates.length === 0 || active || (mode === 'dataset' && !dataset)}
             title={available ? (mode === 'dataset' ? 'Score every variant on the dataset' : 'Run every variant') : 'Compare: not available yet (the compare engine is not part of this build)'}
-            onClick={() => nodeId && void (mode === 'dataset' && dataset ? startDatasetCompare(nodeId, candidates, dataset) : startCompare(nodeId, candidates, images))}
+            onClick={() => nodeId && void startCompare(nodeId, candidates, images, mode === 'dataset' && dataset ? dataset : undefined)}
           >
             Compare
           </button>
