@@ -35,7 +35,7 @@ export async function selectNode(app: Page, id: string): Promise<void> {
   await expect(app.locator('.inspector-head')).toContainText(id);
 }
 
-export async function openPanel(app: Page, name: 'Run' | 'Compare' | 'Train' | 'Export'): Promise<void> {
+export async function openPanel(app: Page, name: 'Run' | 'Compare' | 'Train' | 'Export' | 'Models'): Promise<void> {
   const tab = app.getByRole('tab', { name: new RegExp(`^${name}`) });
   if ((await tab.getAttribute('aria-selected')) !== 'true') await tab.click();
   await expect(tab).toHaveAttribute('aria-selected', 'true');

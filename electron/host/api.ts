@@ -2,7 +2,7 @@
 // WebSocket (server.ts). It validates every request, enforces the file policy and forwards engine work to the worker.
 
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { homedir, freemem, totalmem } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { writeFileAtomic } from '../onnx/atomic.js';
@@ -109,9 +109,20 @@ export function createHostApi(options: HostApiOptions): HostApi {
     return basename(p) === 'config.json' ? dirname(p) : p;
   }
 
-  async function importFolderAt(dir: string, uploaded: boolean): Promise<Result<'model.importFolder'>> {
+  async function importFolderAt(dir: string, uploaded: boolean, dedupe = uploaded): Promise<Result<'model.importFolder'>> {
     const r = (await engine.call('hf.import', { dir })) as Omit<ImportResult, 'doc'> & { document: Result<'templates.get'>['document'] };
     const s = r.summary;
+    const fingerprint = r.document.nodes.find((n) => n.weights?.hf)?.weights?.hf?.fingerprint;
+    if (dedupe && fingerprint) {
+      // The same folder uploaded again: keep the first copy (the graphs made from it read it) and drop this one
+      // (`models/<uploadId>/` in the data folder).
+      const twin = modelList.read().find((m) => m.uploaded && m.name === s.name && m.fingerprint === fingerprint && m.dir !== s.dir && existsSync(m.dir));
+      const upload = dirname(s.dir);
+      if (twin && dirname(upload) === files.dataPath('models')) {
+        rmSync(upload, { recursive: true, force: true });
+        return importFolderAt(twin.dir, true, false);
+      }
+    }
     const model: ImportedModel = {
       dir: s.dir,
       name: s.name,
@@ -124,6 +135,7 @@ export function createHostApi(options: HostApiOptions): HostApi {
       fileCount: s.files.length,
       importedAt: new Date().toISOString(),
       uploaded,
+      ...(fingerprint ? { fingerprint } : {}),
     };
     modelList.add(model);
     return { cancelled: false, document: r.document, model, notes: r.notes };

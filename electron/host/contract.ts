@@ -134,6 +134,8 @@ export const importedModelSchema = z.object({
   fileCount: z.number().int().nonnegative(),
   importedAt: z.string(),
   uploaded: z.boolean(),
+  /** The weights' fingerprint (shard names, sizes and headers): the same folder dropped twice is kept once. */
+  fingerprint: z.string().optional(),
 });
 
 /** Folders a browser uploads (files of a dropped folder) go in chunks; the upload is refused above this size. */

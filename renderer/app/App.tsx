@@ -10,6 +10,7 @@ import { Inspector } from '../panels/Inspector.js';
 import { CanvasSearch, RecoveryPrompt, ShortcutsHelp, TemplatesGallery, Toasts } from '../panels/Overlays.js';
 import { Palette } from '../panels/Palette.js';
 import { Dock } from '../panels/Dock.js';
+import { ImportFolderDialog } from '../panels/ImportFolderDialog.js';
 import { formatCount, isActive } from '../store/jobs.js';
 import { cancelRun, listenToJobs, refreshParamPorts, startRun } from './jobs.js';
 import {
@@ -24,6 +25,7 @@ import {
   validateNow,
 } from './actions.js';
 import { handleShortcut } from './shortcuts.js';
+import { openImportFolder, refreshModels } from './models.js';
 
 const THEME_KEY = 'composer.theme';
 
@@ -63,6 +65,13 @@ function Toolbar({ info }: { info: Result<'engine.info'> | null }) {
         </button>
         <button onClick={() => void saveGraph()}>Save</button>
         <button onClick={() => (browser ? importInput.current?.click() : void importOnnx())}>Import ONNX</button>
+        <button
+          onClick={openImportFolder}
+          disabled={info?.modules.hf !== true}
+          title="A Hugging Face model folder (config.json, safetensors, tokenizer) as a graph; or drop the folder on the canvas"
+        >
+          Import model folder…
+        </button>
       </div>
       <div className="tb-group">
         <button className="icon" onClick={() => st.undo()} disabled={!canUndo} aria-label="Undo" title="Undo (Ctrl+Z)">
@@ -208,6 +217,7 @@ export function App() {
     void (async () => {
       setInfo(await loadEngineInfo());
       await loadCatalog();
+      void refreshModels();
       const found = await recoverAutosave();
       // Only offer recovery while the user has not started on something else (e.g. opened a template meanwhile).
       if (found && found.document.nodes.length > 0 && composerStore.getState().revision === 0) setRecovery(found);
@@ -270,6 +280,7 @@ export function App() {
         <StatusBar info={info} />
         {dialog === 'templates' && <TemplatesGallery />}
         {dialog === 'help' && <ShortcutsHelp />}
+        {dialog === 'import-folder' && <ImportFolderDialog />}
         {recovery && <RecoveryPrompt found={recovery} onDone={() => setRecovery(null)} />}
         <CanvasSearch />
         <Toasts />

@@ -100,8 +100,8 @@ export async function saveGraph(saveAs = false): Promise<void> {
   }
 }
 
-/** A file's bytes as base64 (in chunks: spreading a whole large file into fromCharCode overflows the stack). */
-export async function fileToBase64(file: File): Promise<string> {
+/** A file's (or a slice's) bytes as base64 (in chunks: spreading a whole large file into fromCharCode overflows the stack). */
+export async function fileToBase64(file: Blob): Promise<string> {
   const bytes = new Uint8Array(await file.arrayBuffer());
   let binary = '';
   for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));

@@ -17,6 +17,7 @@ import { useCallback, useEffect, type DragEvent, type MouseEvent } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { registerFit, registerSearchAtCentre } from '../app/actions.js';
 import { takeImageFile } from '../app/jobs.js';
+import { registerViewCentre, takeModelDrop } from '../app/models.js';
 import { connectionProblem, nodePorts, type CatalogIndex, type ComposerEdge, type ComposerNode } from '../store/model.js';
 import { composerStore, useComposer, type ComposerState } from '../store/store.js';
 import { ComposerNodeView } from './ComposerNodeView.js';
@@ -92,6 +93,10 @@ export function Canvas() {
       const screen = rect ? { x: rect.left + rect.width / 2 - 180, y: rect.top + 100 } : { x: 300, y: 200 };
       composerStore.getState().openSearch({ screen, flow: flow.screenToFlowPosition({ x: screen.x + 180, y: screen.y + 60 }) });
     });
+    registerViewCentre(() => {
+      const rect = document.querySelector('.canvas')?.getBoundingClientRect();
+      return flow.screenToFlowPosition(rect ? { x: rect.left + rect.width / 2, y: rect.top + rect.height / 2 } : { x: 400, y: 300 });
+    });
   }, [flow]);
 
   const isValidConnection: IsValidConnection<ComposerEdge> = useCallback((c: Connection | Edge) => {
@@ -108,6 +113,11 @@ export function Canvas() {
 
   const onDrop = useCallback(
     (e: DragEvent) => {
+      // A model folder (or its config.json) becomes nodes placed where it was dropped.
+      if (takeModelDrop(e.dataTransfer, flow.screenToFlowPosition({ x: e.clientX, y: e.clientY }))) {
+        e.preventDefault();
+        return;
+      }
       // An image file dropped anywhere on the canvas (or on the Image node) becomes the run image.
       const file = e.dataTransfer.files?.[0];
       if (file) {

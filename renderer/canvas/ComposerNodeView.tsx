@@ -62,7 +62,10 @@ function RunMarker({ state }: { state: NodeRunState | undefined }) {
 function progressLabel(state: NodeRunState, long: boolean): string {
   const done = state.done ?? 0;
   const total = state.total ?? 0;
-  if (state.unit === LOADING_WEIGHTS) return `${LOADING_WEIGHTS} ${formatBytes(done)} ${long ? 'of' : '/'} ${formatBytes(total)}`;
+  if (state.unit === LOADING_WEIGHTS) {
+    // Short enough for the node's bar: `weights 40% of 1.20 GiB`.
+    return long ? `${LOADING_WEIGHTS}: ${formatBytes(done)} of ${formatBytes(total)}` : `weights ${Math.floor((100 * done) / Math.max(1, total))}% of ${formatBytes(total)}`;
+  }
   return long ? `${done} of ${total} ${state.unit ?? 'step'}s` : `${done}/${total} ${state.unit ? `${state.unit}s` : ''}`;
 }
 

@@ -6,14 +6,17 @@ import type { Panel } from '../store/jobs.js';
 import { composerStore, useComposer } from '../store/store.js';
 import { ComparePanel } from './ComparePanel.js';
 import { ExportPanel } from './ExportPanel.js';
+import { ModelsPanel } from './ModelsPanel.js';
 import { RunPanel } from './RunPanel.js';
 import { TrainPanel } from './TrainPanel.js';
 
-const TABS: Array<{ id: Panel; title: string }> = [
+/** `module`: the engine part a tab needs (engine.info's modules), when it is not named like the tab. */
+const TABS: Array<{ id: Panel; title: string; module?: string }> = [
   { id: 'run', title: 'Run' },
   { id: 'compare', title: 'Compare' },
   { id: 'train', title: 'Train' },
   { id: 'export', title: 'Export' },
+  { id: 'models', title: 'Models', module: 'hf' },
 ];
 
 export function Dock({ info }: { info: Result<'engine.info'> | null }) {
@@ -53,7 +56,7 @@ export function Dock({ info }: { info: Result<'engine.info'> | null }) {
           >
             {t.title}
             {busy[t.id] && <span className="run-ring inline" />}
-            {t.id !== 'run' && info && !has(t.id) && <span className="muted small"> (not available yet)</span>}
+            {t.id !== 'run' && info && !has(t.module ?? t.id) && <span className="muted small"> (not available yet)</span>}
           </button>
         ))}
         <span className="spacer" />
@@ -67,6 +70,7 @@ export function Dock({ info }: { info: Result<'engine.info'> | null }) {
           {panel === 'compare' && <ComparePanel available={has('compare')} recipes={info?.recipes ?? []} browser={info?.mode !== 'electron'} />}
           {panel === 'train' && <TrainPanel available={has('train')} browser={info?.mode !== 'electron'} recipes={info?.recipes ?? []} />}
           {panel === 'export' && <ExportPanel available={has('export')} electron={info?.mode === 'electron'} />}
+          {panel === 'models' && <ModelsPanel available={has('hf')} />}
         </div>
       )}
     </section>

@@ -8,7 +8,7 @@ import { FAMILY_LABEL, familyColor } from '../canvas/theme.js';
 import { composerStore, useComposer } from '../store/store.js';
 import { matchesQuery } from './Palette.js';
 
-function Modal({ title, onClose, children, wide }: { title: string; onClose: () => void; children: React.ReactNode; wide?: boolean }) {
+export function Modal({ title, onClose, children, wide }: { title: string; onClose: () => void; children: React.ReactNode; wide?: boolean }) {
   return (
     <div className="modal-backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
       <div className={`modal${wide ? ' wide' : ''}`} role="dialog" aria-label={title}>

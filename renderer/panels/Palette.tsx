@@ -3,6 +3,7 @@
 import { useReactFlow } from '@xyflow/react';
 import { useMemo, useState, type CSSProperties } from 'react';
 import type { NodeTypeInfoWire } from '../../electron/host/contract.js';
+import { openImportFolder } from '../app/models.js';
 import { PALETTE_MIME } from '../canvas/Canvas.js';
 import { FAMILY_LABEL, FAMILY_ORDER, familyColor } from '../canvas/theme.js';
 import { composerStore, useComposer } from '../store/store.js';
@@ -44,6 +45,9 @@ export function Palette() {
         onChange={(e) => setQuery(e.target.value)}
         aria-label="Search nodes"
       />
+      <button className="palette-import" onClick={openImportFolder} title="A Hugging Face model folder as nodes (or drop the folder on the canvas)">
+        <span aria-hidden>⇪</span> Import model folder…
+      </button>
       <div className="palette-list">
         {error && <div className="empty-note error">Node catalogue unavailable: {error}</div>}
         {!error && types.length === 0 && <div className="empty-note">Loading node types…</div>}

@@ -303,6 +303,46 @@ export function parseClipboard(text: string): ClipboardPayload | null {
   }
 }
 
+/** `id`, or `id_2`, `id_3` … when taken. */
+function uniqueId(id: string, taken: ReadonlySet<string>): string {
+  if (!taken.has(id)) return id;
+  for (let i = 2; ; i++) if (!taken.has(`${id}_${i}`)) return `${id}_${i}`;
+}
+
+/**
+ * Another graph's nodes joined to this one (an imported model dropped on the canvas): ids kept where free, else
+ * suffixed (its edges follow), its top-left corner moved to `at`; the added nodes become the selection.
+ */
+export function mergeInto(
+  catalog: CatalogIndex,
+  nodes: readonly ComposerNode[],
+  edges: readonly ComposerEdge[],
+  incoming: { nodes: readonly ComposerNode[]; edges: readonly ComposerEdge[] },
+  at: XYPosition,
+): { nodes: ComposerNode[]; edges: ComposerEdge[] } {
+  const taken = new Set(nodes.map((n) => n.id));
+  const remap = new Map<string, string>();
+  for (const n of incoming.nodes) {
+    const id = uniqueId(n.id, taken);
+    taken.add(id);
+    remap.set(n.id, id);
+  }
+  const dx = at.x - Math.min(...incoming.nodes.map((n) => n.position.x));
+  const dy = at.y - Math.min(...incoming.nodes.map((n) => n.position.y));
+  const added: ComposerNode[] = incoming.nodes.map((n) => ({
+    id: remap.get(n.id)!,
+    type: 'composer',
+    position: { x: n.position.x + dx, y: n.position.y + dy },
+    data: structuredClone(n.data),
+    selected: true,
+  }));
+  const nextNodes = [...nodes.map((n) => (n.selected ? { ...n, selected: false } : n)), ...added];
+  const addedEdges = incoming.edges
+    .filter((e) => remap.has(e.source) && remap.has(e.target))
+    .map((e) => makeEdge(catalog, nextNodes, remap.get(e.source)!, portOfHandle(e.sourceHandle), remap.get(e.target)!, portOfHandle(e.targetHandle)));
+  return { nodes: nextNodes, edges: [...edges, ...addedEdges] };
+}
+
 /** Pasted nodes get fresh ids, are offset (or centred on `at`) and become the selection. */
 export function pasteInto(
   catalog: CatalogIndex,

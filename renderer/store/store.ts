@@ -12,7 +12,7 @@ import {
 } from '@xyflow/react';
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import { useStore as useZustand } from 'zustand';
-import type { Diagnostic, HostEvent, NodeTypeInfoWire, PortSpecWire, Result } from '../../electron/host/contract.js';
+import type { Diagnostic, HostEvent, ImportedModel, NodeTypeInfoWire, PortSpecWire, Result } from '../../electron/host/contract.js';
 import {
   idleCompare,
   idleExport,
@@ -36,6 +36,7 @@ import {
   createNode,
   freshNodeId,
   makeEdge,
+  mergeInto,
   pasteInto,
   portOfHandle,
   portsKey,
@@ -77,6 +78,8 @@ export interface GraphSlice {
   replaceNode(nodeId: string, newType: string): string[];
   copy(): ClipboardPayload | null;
   paste(payload: ClipboardPayload, at?: XYPosition): void;
+  /** Adds another graph's nodes (an imported model), its top-left at `at`; undoable. */
+  merge(graph: { nodes: ComposerNode[]; edges: ComposerEdge[] }, at: XYPosition, label: string): void;
   selectAll(): void;
   select(nodeIds: string[]): void;
   loadGraph(graph: { name: string; nodes: ComposerNode[]; edges: ComposerEdge[]; viewport?: Viewport }, filePath?: string | null): void;
@@ -94,7 +97,7 @@ export interface CatalogSlice {
   setCatalogError(message: string): void;
 }
 
-export type Dialog = 'templates' | 'help' | null;
+export type Dialog = 'templates' | 'help' | 'import-folder' | null;
 export interface Toast {
   id: number;
   kind: 'info' | 'error' | 'success';
@@ -153,7 +156,21 @@ export interface JobsSlice {
   setNodePorts(nodeId: string, ports: { inputs: PortSpecWire[]; outputs: PortSpecWire[] }): void;
 }
 
-export type ComposerState = GraphSlice & CatalogSlice & UiSlice & JobsSlice;
+/** The Models panel: imported folders, the machine's memory, and an import or upload in progress. */
+export interface ModelsSlice {
+  models: ImportedModel[];
+  memory: { totalBytes: number; freeBytes: number } | null;
+  uploadLimitBytes: number | null;
+  /** What is being imported right now (`done/total` bytes while a dropped folder uploads); null when idle. */
+  importing: { label: string; done?: number; total?: number } | null;
+  /** Why the last import failed (shown in the Import dialog; the graph is untouched). */
+  importError: string | null;
+  setModels(list: { models: ImportedModel[]; memory?: ModelsSlice['memory']; uploadLimitBytes?: number }): void;
+  setImporting(importing: ModelsSlice['importing']): void;
+  setImportError(message: string | null): void;
+}
+
+export type ComposerState = GraphSlice & CatalogSlice & UiSlice & JobsSlice & ModelsSlice;
 
 let toastIds = 1;
 
@@ -270,6 +287,11 @@ export function createComposerStore(): StoreApi<ComposerState> {
       paste(payload, at) {
         const s = get();
         commit('paste', pasteInto(s.catalog, s.nodes, s.edges, payload, at));
+      },
+      merge(graph, at, label) {
+        const s = get();
+        if (graph.nodes.length === 0) return;
+        commit(label, mergeInto(s.catalog, s.nodes, s.edges, graph, at));
       },
       selectAll() {
         set({ nodes: get().nodes.map((n) => (n.selected ? n : { ...n, selected: true })) });
@@ -403,6 +425,23 @@ export function createComposerStore(): StoreApi<ComposerState> {
         const s = get();
         const nodes = s.nodes.map((n) => (n.id === nodeId ? { ...n, data: { ...n.data, ports: { key: portsKey(n.data), ...ports } } } : n));
         set({ nodes, edges: withEdgeMeta(s.catalog, nodes, s.edges) });
+      },
+
+      // models ------------------------------------------------------------------------------------------------
+      models: [],
+      memory: null,
+      uploadLimitBytes: null,
+      importing: null,
+      importError: null,
+      setModels({ models, memory, uploadLimitBytes }) {
+        const s = get();
+        set({ models, memory: memory ?? s.memory, uploadLimitBytes: uploadLimitBytes ?? s.uploadLimitBytes });
+      },
+      setImporting(importing) {
+        set({ importing });
+      },
+      setImportError(importError) {
+        set({ importError });
       },
     };
   });
