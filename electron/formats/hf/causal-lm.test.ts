@@ -6,7 +6,7 @@ import { Executor } from '../../engine/executor.js';
 import type { GraphDocument } from '../../engine/document.js';
 import type { Tensor } from '../../onnx/ir.js';
 import { importHfFolder } from './import.js';
-import { batchRows, expectClose, fixtureDir, loadExpected, tokenRows } from './fixtures.test-support.js';
+import { expectClose, fixtureDir, loadExpected, realPositions, tokenRows } from './fixtures.test-support.js';
 
 const CASES = [
   { name: 'llama', cls: 'LlamaForCausalLM', flavour: 'llama' },
@@ -58,15 +58,8 @@ describe('Hugging Face causal LMs answer as transformers does', () => {
         // generation counts them from the first real token as Composer does; rows without padding agree either way.
         const rows = c.flavour === 'gpt2' ? unpaddedRows(mask) : tokenRows(mask).map((_, i) => i);
         expect(rows.length).toBeGreaterThan(0);
-        for (const r of rows) {
-          const ours = batchRows(logits, r, r + 1);
-          const theirs = batchRows(ref, r, r + 1);
-          // Padded query positions are masked garbage in both implementations; compare the real tokens only.
-          const real = tokenRows(mask)[r].map((m, j) => (m === 1 ? j : -1)).filter((j) => j >= 0);
-          const V = ref.dims[2] ?? 0;
-          const pick = (t: Tensor): Tensor => ({ dtype: 'float32', dims: [real.length, V], data: Float32Array.from(real.flatMap((j) => Array.from((t.data as Float32Array).subarray(j * V, (j + 1) * V)))) });
-          expectClose(pick(ours), pick(theirs), 1e-4, `${c.name} logits row ${r}`);
-        }
+        // Padded query positions are masked garbage in both implementations; compare the real tokens only.
+        for (const r of rows) expectClose(realPositions(logits, mask, r), realPositions(ref, mask, r), 1e-4, `${c.name} logits row ${r}`);
       });
 
       it('greedy decoding gives the same tokens', async () => {

@@ -60,9 +60,11 @@ export function tokenRows(t: Tensor): number[][] {
   return Array.from({ length: rows }, (_, r) => Array.from(v.slice(r * width, (r + 1) * width)));
 }
 
-/** Rows [start, end) of axis 0 (one batch row of a [B, …] tensor). */
-export function batchRows(t: Tensor, start: number, end: number): Tensor {
-  const row = t.dims.slice(1).reduce((n, d) => n * d, 1);
-  const data = (t.data as Float32Array).slice(start * row, end * row);
-  return { dtype: t.dtype, dims: [end - start, ...t.dims.slice(1)], data } as Tensor;
+/** Row `r` of a [B, T, V] tensor at the positions its mask marks real (padded positions differ by convention). */
+export function realPositions(t: Tensor, mask: Tensor, r: number): Tensor {
+  const V = t.dims[2] ?? 0;
+  const T = t.dims[1] ?? 0;
+  const real = tokenRows(mask)[r].flatMap((m, j) => (m === 1 ? [j] : []));
+  const data = t.data as Float32Array;
+  return { dtype: 'float32', dims: [real.length, V], data: Float32Array.from(real.flatMap((j) => Array.from(data.subarray((r * T + j) * V, (r * T + j + 1) * V)))) };
 }

@@ -7,8 +7,13 @@ import { llama } from './llama.js';
 import { mistral } from './mistral.js';
 import { opt } from './opt.js';
 import { qwen2 } from './qwen2.js';
+import { bert } from './bert.js';
+import { blip2, instructblip } from './blip2.js';
+import { clip } from './clip.js';
+import { siglip } from './siglip.js';
+import { llava } from './llava.js';
 
-export const ARCHITECTURES: HfArchitecture[] = [llama, mistral, qwen2, opt, gpt2];
+export const ARCHITECTURES: HfArchitecture[] = [llama, mistral, qwen2, opt, gpt2, clip, siglip, bert, blip2, instructblip, llava];
 
 /** Every `architectures` class name Composer imports, for error messages and the README. */
 export function supportedClasses(): string[] {
