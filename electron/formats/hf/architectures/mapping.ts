@@ -4,6 +4,7 @@
 import { type Tensor, tensorSize } from '../../../onnx/ir.js';
 import { getNodeType } from '../../../nodes/catalog.js';
 import type { MetaBuildContext } from '../../../nodes/blocks.js';
+import type { ResolvedShapes } from '../../../nodes/types.js';
 import { type HfModelFolder, ModelFolderError } from '../folder.js';
 import type { MappedWeight, NodeWeightMap } from './types.js';
 
@@ -145,11 +146,14 @@ export function concatRows(ts: Tensor[]): Tensor {
   return { dtype: 'float32', dims: [ts.reduce((n, t) => n + (t.dims[0] ?? 0), 0), ...(ts[0]?.dims.slice(1) ?? [])], data };
 }
 
-/** The trainable weights (and replaceable buffers) a node of `type` with `params` has, by name and shape. */
-export function nodeWeightShapes(type: string, params: Record<string, unknown>, nodeId = 'import'): Map<string, number[]> {
+/**
+ * The trainable weights (and replaceable buffers) a node of `type` with `params` has, by name and shape.
+ * `inputShapes` names the optional inputs the graph connects when they add weights (a Q-Former reading text).
+ */
+export function nodeWeightShapes(type: string, params: Record<string, unknown>, nodeId = 'import', inputShapes: ResolvedShapes = {}): Map<string, number[]> {
   const def = getNodeType(type);
   if (!def.build) throw new ArchitectureError(`node type '${type}' has no ONNX builder`);
-  const ctx: MetaBuildContext = { nodeId, seed: 0, inputShapes: {}, meta: true };
+  const ctx: MetaBuildContext = { nodeId, seed: 0, inputShapes, meta: true };
   const fragment = def.build(def.params.parse(params), ctx);
   const out = new Map<string, number[]>();
   for (const w of fragment.weights) out.set(w, [...(fragment.graph.initializers.get(w)?.dims ?? [])]);
@@ -175,9 +179,10 @@ export function renamedWeights(
   params: Record<string, unknown>,
   toHf: (ours: string) => string | MappedWeight,
   what: string,
+  inputShapes: ResolvedShapes = {},
 ): NodeWeightMap {
   const out: NodeWeightMap = new Map();
-  for (const [ours, want] of nodeWeightShapes(type, params)) {
+  for (const [ours, want] of nodeWeightShapes(type, params, 'import', inputShapes)) {
     const mapped = toHf(ours);
     for (const hf of typeof mapped === 'string' ? [mapped] : mapped.from) {
       if (!folder.weights.has(hf)) {

@@ -1,0 +1,136 @@
+// SiglipModel, SiglipVisionModel → encoder.siglip_vit / encoder.siglip_text, named as transformers' state dict
+// (identity mapping): vision_model.{embeddings.{patch_embedding, position_embedding}, encoder.layers.N.{layer_norm1,
+// self_attn.{q,k,v,out}_proj, layer_norm2, mlp.{fc1,fc2}}, post_layernorm, head.{probe, attention.{in_proj_weight,
+// in_proj_bias, out_proj}, layernorm, mlp}}, text_model.{embeddings.{token,position}_embedding, encoder.layers.N.*,
+// final_layer_norm, head}, logit_scale and logit_bias (read at import into the zero-shot head: sigmoid of
+// exp(logit_scale)·cos + logit_bias). The SigLIP processor pads the labels to max_length (64) and passes no attention
+// mask; the text tower pools at the last position.
+
+import type { HfModelFolder } from '../folder.js';
+import { ArchitectureError, ConfigReader, configClass, folderDisplayName, renamedWeights } from './mapping.js';
+import { subConfig } from './clip.js';
+import { SIGLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarTensor, zeroShotNodes } from './towers.js';
+import type { HfArchitecture, HfPart } from './types.js';
+
+export interface SiglipVisionTower {
+  params: Record<string, unknown>;
+  hiddenSize: number;
+  imageSize: number;
+  patchSize: number;
+  /** Patch tokens (no CLS): ⌊image_size / patch_size⌋². */
+  tokens: number;
+}
+
+/** encoder.siglip_vit params from a SiglipVisionConfig (its defaults for fields left out). */
+export function siglipVisionTowerParams(v: ConfigReader): SiglipVisionTower {
+  v.refuse('num_channels', (x) => x === 3, 'Composer encodes RGB images (3 channels)');
+  const hidden = v.int('hidden_size', 768);
+  const imageSize = v.int('image_size', 224);
+  const patchSize = v.int('patch_size', 16);
+  v.refuse('patch_size', () => patchSize <= imageSize, `must not exceed image_size ${imageSize}`);
+  return {
+    params: {
+      preset: 'tiny',
+      image_size: imageSize,
+      patch_size: patchSize,
+      hidden_size: hidden,
+      num_layers: v.int('num_hidden_layers', 12),
+      num_heads: headsDividing(v, hidden),
+      intermediate_size: v.int('intermediate_size', 3072),
+      act: hfActivation(v, 'hidden_act', 'gelu_pytorch_tanh'),
+      eps: v.num('layer_norm_eps', 1e-6, { positive: true }),
+      use_head: v.bool('vision_use_head', true),
+    },
+    hiddenSize: hidden,
+    imageSize,
+    patchSize,
+    tokens: Math.floor(imageSize / patchSize) ** 2,
+  };
+}
+
+/** encoder.siglip_text params from a SiglipTextConfig. */
+export function siglipTextTowerParams(t: ConfigReader): { params: Record<string, unknown>; maxPositions: number } {
+  const hidden = t.int('hidden_size', 768);
+  const maxPositions = t.int('max_position_embeddings', 64);
+  return {
+    params: {
+      preset: 'tiny',
+      vocab_size: t.int('vocab_size', 32000),
+      max_positions: maxPositions,
+      hidden_size: hidden,
+      num_layers: t.int('num_hidden_layers', 12),
+      num_heads: headsDividing(t, hidden),
+      intermediate_size: t.int('intermediate_size', 3072),
+      projection_size: t.optInt('projection_size') ?? hidden,
+      act: hfActivation(t, 'hidden_act', 'gelu_pytorch_tanh'),
+      eps: t.num('layer_norm_eps', 1e-6, { positive: true }),
+    },
+    maxPositions,
+  };
+}
+
+const visionPart: HfPart = {
+  weights: (folder, params) => renamedWeights(folder, 'encoder.siglip_vit', params, (ours) => ours, 'SigLIP vision tower'),
+};
+
+const textPart: HfPart = {
+  weights: (folder, params) => renamedWeights(folder, 'encoder.siglip_text', params, (ours) => ours, 'SigLIP text tower'),
+  // logit_scale and logit_bias are read at import into the zero-shot head's params.
+  duplicates: (folder) => ['logit_scale', 'logit_bias'].filter((n) => folder.weights.has(n)),
+};
+
+function siglipClassOf(folder: HfModelFolder): 'SiglipModel' | 'SiglipVisionModel' {
+  const cls = configClass(folder.config) ?? (folder.config.model_type === 'siglip_vision_model' ? 'SiglipVisionModel' : 'SiglipModel');
+  if (cls !== 'SiglipModel' && cls !== 'SiglipVisionModel') throw new ArchitectureError(`config.json: architecture '${cls}' is not a SigLIP model Composer imports`);
+  return cls;
+}
+
+export const siglip: HfArchitecture = {
+  id: 'siglip',
+  classes: ['SiglipModel', 'SiglipVisionModel'],
+  modelTypes: ['siglip', 'siglip_vision_model'],
+  parts: { vision: visionPart, text: textPart },
+  toGraph(folder, ctx) {
+    const c = new ConfigReader(folder.config);
+    if (siglipClassOf(folder) === 'SiglipVisionModel') {
+      const tower = siglipVisionTowerParams(c);
+      return {
+        name: `SigLIP vision tower (${folderDisplayName(folder.dir)})`,
+        nodes: [
+          { id: 'image', type: 'io.image', params: imageInputParams(folder, tower.imageSize, SIGLIP_PROCESSOR), position: { x: 0, y: 0 } },
+          { id: 'vit', type: 'encoder.siglip_vit', params: tower.params, frozen: true, part: 'vision', position: { x: 280, y: 0 } },
+        ],
+        edges: [{ from: { node: 'image', port: 'pixel_values' }, to: { node: 'vit', port: 'pixel_values' } }],
+        groups: [{ id: 'vision', title: `SigLIP vision tower — imported from ${folderDisplayName(folder.dir)}`, nodeIds: ['image', 'vit'] }],
+        notes: [
+          `the tower gives ${tower.tokens} patch tokens (no CLS); its outputs are the result — connect vision_features to a projector, or save them with 'vlmc run --save-outputs'`,
+        ],
+      };
+    }
+    const vision = siglipVisionTowerParams(subConfig(c, 'vision_config'));
+    if (vision.params.use_head === false) throw new ArchitectureError('config.json: vision_config.vision_use_head = false: a SiglipModel needs the pooling head for its image embedding');
+    const text = siglipTextTowerParams(subConfig(c, 'text_config'));
+    const g = zeroShotNodes(folder, {
+      folderRef: ctx.folderRef,
+      imageParams: imageInputParams(folder, vision.imageSize, SIGLIP_PROCESSOR),
+      vision: { type: 'encoder.siglip_vit', params: vision.params, port: 'pooler_output' },
+      text: { type: 'encoder.siglip_text', params: text.params, port: 'pooler_output', mask: false },
+      labels: { max_length: text.maxPositions, padding: 'max_length' },
+      head: { logit_scale: logitScaleOf(folder), logit_bias: scalarTensor(folder, 'logit_bias'), activation: 'sigmoid' },
+    });
+    return {
+      name: `SigLIP zero-shot classification (${folderDisplayName(folder.dir)})`,
+      nodes: g.nodes,
+      edges: g.edges,
+      groups: [
+        { id: 'vision', title: 'Vision tower (SigLIP, frozen)', nodeIds: ['image', 'vit'] },
+        { id: 'text', title: 'Text tower (SigLIP, frozen)', nodeIds: ['prompt', 'labels', 'text_encoder'] },
+      ],
+      notes: [
+        "candidate labels come from the prompt, separated by ';', tokenised with the folder's tokenizer.json and padded to " +
+          `${text.maxPositions} tokens as SigLIP's processor does (padding="max_length"); no attention mask, as SigLIP was trained`,
+        'each label is scored on its own: sigmoid(exp(logit_scale)·cos + logit_bias), both read from the folder at import',
+      ],
+    };
+  },
+};
