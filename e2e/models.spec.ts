@@ -16,6 +16,8 @@ const broken = join(root, 'broken-llama');
 cpSync(llama, broken, { recursive: true });
 writeFileSync(join(broken, 'config.json'), '{ "architectures": ["LlamaForCausalLM"], "model_type": "llama", ');
 const MODEL_NODES = ['prompt', 'tokenize', 'embed', 'llm', 'answer'];
+/** tools/hf_reference.py's LLaMA: two BF16 shards with their index. */
+const FIXTURE_LLAMA = join(import.meta.dirname, '..', 'electron', 'formats', 'hf', 'testdata', 'llama');
 const diskKiB = `${(readdirSync(llama).reduce((n, f) => n + statSync(join(llama, f)).size, 0) / 1024).toFixed(1)} KiB`;
 
 async function ready(app: Page): Promise<void> {
@@ -146,5 +148,32 @@ test('a broken folder is refused naming config.json, and the graph stays as it w
   await dropFolder(app, broken, box.x + 300, box.y + 200);
   await expect(app.getByRole('alert').filter({ hasText: /config\.json: is not valid JSON/ }).first()).toBeVisible({ timeout: 30_000 });
   await expect(nodes).toHaveCount(1);
+  await expect(app.getByTestId('node-text')).toBeVisible();
+});
+
+test('on a graph already there, Import model folder… merges the fixture folder (two BF16 shards) below it, in one undo step', async ({ app }) => {
+  test.setTimeout(90_000);
+  await ready(app);
+  await app.locator('.palette-item[data-type="io.text"]').click();
+  await expect(app.locator('.react-flow__node')).toHaveCount(1);
+  await app.getByLabel('Graph name').fill('mine');
+  await app.locator('.toolbar').getByRole('button', { name: 'Import model folder…' }).click();
+  const dialog = app.getByRole('dialog', { name: 'Import model folder' });
+  await dialog.getByLabel('Model folder path').fill(`${FIXTURE_LLAMA}/config.json`);
+  await dialog.getByRole('button', { name: 'Import', exact: true }).click();
+  await expect(dialog).toHaveCount(0);
+  for (const id of MODEL_NODES) await expect(app.getByTestId(`node-${id}`)).toBeVisible();
+  // Below the node already there, covering none of it.
+  const mine = (await app.getByTestId('node-text').boundingBox())!;
+  const prompt = (await app.getByTestId('node-prompt').boundingBox())!;
+  expect(prompt.y).toBeGreaterThan(mine.y + mine.height);
+  await expect(app.getByLabel('Graph name')).toHaveValue('mine');
+  await openPanel(app, 'Models');
+  const row = app.getByTestId('model-row').filter({ hasText: FIXTURE_LLAMA });
+  await expect(row.getByTestId('model-dtype')).toHaveText('BF16');
+  await expect(row.getByTestId('model-size')).toHaveAttribute('title', /^8 files; weights /);
+  await screen(app, '68-fixture-merged');
+  await app.getByRole('button', { name: 'Undo' }).click();
+  await expect(app.locator('.react-flow__node')).toHaveCount(1);
   await expect(app.getByTestId('node-text')).toBeVisible();
 });

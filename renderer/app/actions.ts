@@ -203,7 +203,7 @@ let fitView: (() => void) | null = null;
 export function registerFit(fn: () => void): void {
   fitView = fn;
 }
-function requestFit(): void {
+export function requestFit(): void {
   setTimeout(() => fitView?.(), 50);
 }
 

@@ -5,12 +5,11 @@
 import type { XYPosition } from '@xyflow/react';
 import type { GraphDocumentWire, ImportedModel, Params } from '../../electron/host/contract.js';
 import { client } from '../api/index.js';
-import { NODE_WIDTH } from '../canvas/detail.js';
 import { formatBytes, formatCount, idleRun, isActive } from '../store/jobs.js';
 import { flowFromDocument } from '../store/model.js';
 import { dtypeLabel, memoryEstimate, uploadable } from '../store/models.js';
 import { composerStore } from '../store/store.js';
-import { engineInfo, fileToBase64, showDocument } from './actions.js';
+import { engineInfo, fileToBase64, requestFit, showDocument } from './actions.js';
 
 const store = () => composerStore.getState();
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -19,15 +18,9 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 const CHUNK_BYTES = 8 * 2 ** 20;
 const MAX_DEPTH = 6;
 
-// The canvas registers how to find the centre of the view in flow coordinates.
-let viewCentre: (() => XYPosition) | null = null;
-export function registerViewCentre(fn: () => XYPosition): void {
-  viewCentre = fn;
-}
-
 /**
  * Where an imported graph goes: `open` replaces the document; `merge` adds its nodes with their top-left at `at`
- * (default: centred in the view); `auto` opens it on an empty canvas and merges it otherwise.
+ * (default: below the graph there, then the view frames both); `auto` opens it on an empty canvas, else merges it.
  */
 export type Placement = { kind: 'open' } | { kind: 'merge'; at?: XYPosition } | { kind: 'auto' };
 
@@ -40,14 +33,16 @@ function place(document: GraphDocumentWire, placement: Placement, name: string):
     return;
   }
   const flow = flowFromDocument(document, s.catalog);
-  let at = placement.kind === 'merge' ? placement.at : undefined;
-  if (!at) {
-    const xs = flow.nodes.map((n) => n.position.x);
-    const ys = flow.nodes.map((n) => n.position.y);
-    const centre = viewCentre?.() ?? { x: 0, y: 0 };
-    at = { x: centre.x - (Math.max(...xs) - Math.min(...xs) + NODE_WIDTH) / 2, y: centre.y - (Math.max(...ys) - Math.min(...ys) + 160) / 2 };
+  const at = placement.kind === 'merge' ? placement.at : undefined;
+  if (at) {
+    s.merge(flow, at, `import ${name}`);
+    return;
   }
-  s.merge(flow, at, `import ${name}`);
+  // Not dropped anywhere: below what is on the canvas, so it covers none of it.
+  const x = s.nodes.length ? Math.min(...s.nodes.map((n) => n.position.x)) : 0;
+  const y = s.nodes.length ? Math.max(...s.nodes.map((n) => n.position.y + (n.measured?.height ?? 200))) + 80 : 0;
+  s.merge(flow, { x, y }, `import ${name}`);
+  requestFit();
 }
 
 /** One line on a model: class, parameters, dtype, size, and the memory it needs when that exceeds what is free. */

@@ -17,7 +17,7 @@ import { useCallback, useEffect, type DragEvent, type MouseEvent } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { registerFit, registerSearchAtCentre } from '../app/actions.js';
 import { takeImageFile } from '../app/jobs.js';
-import { registerViewCentre, takeModelDrop } from '../app/models.js';
+import { takeModelDrop } from '../app/models.js';
 import { connectionProblem, nodePorts, type CatalogIndex, type ComposerEdge, type ComposerNode } from '../store/model.js';
 import { composerStore, useComposer, type ComposerState } from '../store/store.js';
 import { ComposerNodeView } from './ComposerNodeView.js';
@@ -92,10 +92,6 @@ export function Canvas() {
       const rect = document.querySelector('.canvas')?.getBoundingClientRect();
       const screen = rect ? { x: rect.left + rect.width / 2 - 180, y: rect.top + 100 } : { x: 300, y: 200 };
       composerStore.getState().openSearch({ screen, flow: flow.screenToFlowPosition({ x: screen.x + 180, y: screen.y + 60 }) });
-    });
-    registerViewCentre(() => {
-      const rect = document.querySelector('.canvas')?.getBoundingClientRect();
-      return flow.screenToFlowPosition(rect ? { x: rect.left + rect.width / 2, y: rect.top + rect.height / 2 } : { x: 400, y: 300 });
     });
   }, [flow]);
 
