@@ -44,3 +44,20 @@ export function validateFlags<S extends z.ZodTypeAny>(schema: S, flags: Record<s
   }
   return r.data;
 }
+
+/** Takes every `--name VALUE` / `--name=VALUE` out of argv (a flag that may repeat). */
+export function takeRepeated(argv: string[], name: string): { values: string[]; rest: string[] } {
+  const values: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === `--${name}`) {
+      const v = argv[i + 1];
+      if (v === undefined || v.startsWith('--')) throw new UsageError(`option --${name} needs a value`);
+      values.push(v);
+      i++;
+    } else if (a.startsWith(`--${name}=`)) values.push(a.slice(name.length + 3));
+    else rest.push(a);
+  }
+  return { values, rest };
+}

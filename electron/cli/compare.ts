@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { type CompareProgress, type VariantResult, compareVariants, runInputsFor } from '../engine/compare.js';
-import { UsageError, parseArgs, validateFlags } from './args.js';
+import { UsageError, parseArgs, validateFlags, takeRepeated } from './args.js';
 import { loadGraph } from './graph-file.js';
 import { compareOnDatasetCommand, datasetCompareFlags } from './compare-dataset.js';
 
@@ -22,23 +22,6 @@ const flagsSchema = z
     ...datasetCompareFlags,
   })
   .strict();
-
-/** Takes every `--name VALUE` / `--name=VALUE` out of argv (a flag that may repeat). */
-export function takeRepeated(argv: string[], name: string): { values: string[]; rest: string[] } {
-  const values: string[] = [];
-  const rest: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === `--${name}`) {
-      const v = argv[i + 1];
-      if (v === undefined || v.startsWith('--')) throw new UsageError(`option --${name} needs a value`);
-      values.push(v);
-      i++;
-    } else if (a.startsWith(`--${name}=`)) values.push(a.slice(name.length + 3));
-    else rest.push(a);
-  }
-  return { values, rest };
-}
 
 const fmtCount = (n: number) => n.toLocaleString('en-US');
 

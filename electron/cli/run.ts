@@ -23,7 +23,7 @@ import { imagesToPng } from '../engine/host-steps/io.js';
 import { mapRunInputs } from '../engine/run.js';
 import { validateDocument } from '../engine/validate.js';
 import { imageOutputParams } from '../nodes/io.js';
-import { UsageError, parseArgs, validateFlags } from './args.js';
+import { UsageError, parseArgs, takeRepeated, validateFlags } from './args.js';
 import { loadGraph, reportDiagnostics } from './graph-file.js';
 
 const flagsSchema = z
@@ -45,23 +45,6 @@ const PATH_INPUTS = new Set(['io.image', 'io.video', 'io.audio']);
 
 export class RunInputFileError extends Error {
   override name = 'RunInputFileError';
-}
-
-/** Takes every `--FLAG X` / `--FLAG=X` out of argv (the flag may repeat). */
-function extractRepeated(argv: string[], flag: string): { rest: string[]; values: string[] } {
-  const rest: string[] = [];
-  const values: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === `--${flag}`) {
-      const v = argv[i + 1];
-      if (v === undefined || v.startsWith('--')) throw new UsageError(`option --${flag} needs a value ID=VALUE`);
-      values.push(v);
-      i++;
-    } else if (a.startsWith(`--${flag}=`)) values.push(a.slice(flag.length + 3));
-    else rest.push(a);
-  }
-  return { rest, values };
 }
 
 /** --feed ID=FILE.safetensors → that node's outputs, by port (tensor names must be the node's output ports). */
@@ -197,8 +180,8 @@ async function collectOutputs(doc: GraphDocument, result: RunResult, outDir: str
 }
 
 export async function runCommand(argv: string[], out: (line: string) => void): Promise<number> {
-  const withoutInputs = extractRepeated(argv, 'node-input');
-  const withoutFeeds = extractRepeated(withoutInputs.rest, 'feed');
+  const withoutInputs = takeRepeated(argv, 'node-input');
+  const withoutFeeds = takeRepeated(withoutInputs.rest, 'feed');
   const nodeInputs = withoutInputs.values;
   const { positionals, flags } = parseArgs(withoutFeeds.rest, ['json']);
   const opts = validateFlags(flagsSchema, flags);
