@@ -255,6 +255,45 @@ const imageOutputNode: NodeTypeDef<typeof imageOutputParams> = {
   host: 'io.image_output',
 };
 
+// ---------------------------------------------------------------------------------------------------------------
+// io.tensor_output
+
+export const tensorOutputParams = z.strictObject({
+  path: z.string().default(''),
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, 'a tensor name of letters, digits, _ . -')
+    .default('tensor'),
+});
+
+export type TensorOutputParams = z.infer<typeof tensorOutputParams>;
+
+const tensorOutputNode: NodeTypeDef<typeof tensorOutputParams> = {
+  info: {
+    type: 'io.tensor_output',
+    typeVersion: 1,
+    family: 'io',
+    title: 'Tensor output',
+    aliases: ['tensor-out'],
+    inputs: [{ name: 'tensor', kind: 'any', doc: 'Any tensor: image or text features, pooled embeddings, logits.' }],
+    outputs: [{ name: 'summary', kind: 'text', doc: 'One line: name, shape, dtype, mean, std, min and max.' }],
+    doc: {
+      summary:
+        'Shows what a tensor holds (shape, dtype and statistics) and, when a path is set, saves it as a safetensors ' +
+        'file: the result of an encoder used on its own, to compare with another implementation or feed elsewhere.',
+      usedBy: ['imported vision and text towers (CLIP, SigLIP, BERT)', 'feature extraction'],
+      formula: 'summary = name [dims] dtype: mean μ, std σ, min, max',
+    },
+  },
+  params: tensorOutputParams,
+  paramDocs: {
+    path: 'Optional .safetensors file to write the tensor to, relative to the graph file; empty shows the summary only.',
+    name: 'Name of the tensor in the summary and in the file (e.g. image_embeds, pooler_output).',
+  },
+  outputShapes: () => ({}),
+  host: 'io.tensor_output',
+};
+
 export const nodeTypes: NodeTypeDef[] = [
   imageNode,
   videoNode,
@@ -262,4 +301,5 @@ export const nodeTypes: NodeTypeDef[] = [
   textNode,
   textOutputNode,
   imageOutputNode,
+  tensorOutputNode,
 ];

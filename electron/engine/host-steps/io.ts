@@ -4,7 +4,8 @@
 import { readdirSync, statSync } from 'node:fs';
 import { extname, isAbsolute, join, resolve } from 'node:path';
 import sharp from 'sharp';
-import type { Tensor } from '../../onnx/ir.js';
+import { type Tensor, tensorToNumbers } from '../../onnx/ir.js';
+import { writeSafetensors } from '../../onnx/safetensors.js';
 import { writeFileAtomic } from '../../onnx/atomic.js';
 import {
   CLIP_MEAN,
@@ -28,6 +29,7 @@ import {
   imageOutputParams,
   imageParams,
   sampleFrameIndices,
+  tensorOutputParams,
   textOutputParams,
   textParams,
   toUnitRange,
@@ -212,6 +214,34 @@ async function imageOutputStep(raw: unknown, inputs: Record<string, HostValue>, 
   return {};
 }
 
+/** One line describing a tensor: name, shape, dtype and, for float tensors, mean / std / min / max. */
+export function tensorSummary(name: string, t: Tensor): string {
+  const head = `${name} [${t.dims.join(', ')}] ${t.dtype}`;
+  const values = tensorToNumbers(t);
+  if (values.length === 0) return `${head}: empty`;
+  let sum = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of values) {
+    sum += v;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const mean = sum / values.length;
+  let ss = 0;
+  for (const v of values) ss += (v - mean) ** 2;
+  const f = (v: number) => (Number.isInteger(v) && Math.abs(v) < 1e9 ? String(v) : v.toPrecision(5));
+  return `${head}: mean ${f(mean)}, std ${f(Math.sqrt(ss / values.length))}, min ${f(min)}, max ${f(max)}`;
+}
+
+async function tensorOutputStep(raw: unknown, inputs: Record<string, HostValue>, ctx: HostStepContext): Promise<Record<string, HostValue>> {
+  const p = tensorOutputParams.parse(raw);
+  const t = optionalTensor(inputs, 'tensor', ctx);
+  if (!t) throw new HostStepError(`node '${ctx.nodeId}' (io.tensor_output): input 'tensor' is missing`);
+  if (p.path) writeSafetensors(resolvePath(ctx, p.path), new Map([[p.name, t]]), { node: ctx.nodeId });
+  return { summary: tensorSummary(p.name, t) };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Prompts
 
@@ -263,6 +293,7 @@ export const hostSteps: Record<string, HostStep> = {
   'io.text': textStep,
   'io.text_output': textOutputStep,
   'io.image_output': imageOutputStep,
+  'io.tensor_output': tensorOutputStep,
   'prompt.chat': chatStep,
   'prompt.instruction': instructionStep,
   'prompt.chain_of_thought': chainOfThoughtStep,

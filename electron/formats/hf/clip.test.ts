@@ -79,7 +79,8 @@ describe('CLIPVisionModelWithProjection (float16 weights)', () => {
   const { doc } = importHfFolder(fixtureDir('clip_vision'));
 
   it('imports as image → CLIP ViT with its projection; image_embeds and last_hidden_state equal transformers', async () => {
-    expect(doc.nodes.map((n) => n.type)).toEqual(['io.image', 'encoder.clip_vit']);
+    expect(doc.nodes.map((n) => n.type)).toEqual(['io.image', 'encoder.clip_vit', 'io.tensor_output']);
+    expect(node(doc, 'features').params.name).toBe('image_embeds');
     expect(node(doc, 'vit').params.projection).toBe(true);
     const res = await executor.run(doc, { baseDir: fixtureDir('clip_vision'), targets: ['vit'], feeds: { image: { pixel_values: expected.get('input.pixel_values') } } });
     const errs = {
@@ -96,7 +97,8 @@ describe('CLIPTextModelWithProjection (bfloat16 weights, exact GELU)', () => {
   const { doc } = importHfFolder(fixtureDir('clip_text'));
 
   it('imports as prompt → tokenizer → CLIP text; text_embeds and last_hidden_state equal transformers', async () => {
-    expect(doc.nodes.map((n) => n.type)).toEqual(['io.text', 'text.tokenize', 'encoder.clip_text']);
+    expect(doc.nodes.map((n) => n.type)).toEqual(['io.text', 'text.tokenize', 'encoder.clip_text', 'io.tensor_output']);
+    expect(node(doc, 'features').params.name).toBe('text_embeds');
     expect(node(doc, 'text_encoder').params).toMatchObject({ act: 'gelu', projection: true, pooling: 'eos_id' });
     const res = await executor.run(doc, {
       baseDir: fixtureDir('clip_text'),

@@ -70,7 +70,8 @@ describe('SiglipVisionModel (bfloat16 weights)', () => {
   const { doc } = importHfFolder(fixtureDir('siglip_vision'));
 
   it('imports as image → SigLIP ViT; last_hidden_state and the attention-pooled pooler_output equal transformers', async () => {
-    expect(doc.nodes.map((n) => n.type)).toEqual(['io.image', 'encoder.siglip_vit']);
+    expect(doc.nodes.map((n) => n.type)).toEqual(['io.image', 'encoder.siglip_vit', 'io.tensor_output']);
+    expect(node(doc, 'features').params.name).toBe('pooler_output');
     const res = await executor.run(doc, { baseDir: fixtureDir('siglip_vision'), targets: ['vit'], feeds: { image: { pixel_values: expected.get('input.pixel_values') } } });
     const errs = {
       last_hidden_state: expectClose(res.outputs.vit.last_hidden_state as Tensor, expected.get('output.last_hidden_state'), 1e-4, 'last_hidden_state'),

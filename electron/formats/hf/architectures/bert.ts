@@ -5,8 +5,8 @@
 
 import { join } from 'node:path';
 import { ArchitectureError, ConfigReader, folderDisplayName, renamedWeights } from './mapping.js';
-import { headsDividing, hfActivation } from './towers.js';
-import type { HfArchitecture, HfPart } from './types.js';
+import { featuresNode, headsDividing, hfActivation } from './towers.js';
+import type { HfArchitecture, HfPart, ImportedNode } from './types.js';
 
 /** encoder.bert params from a BertConfig (its defaults for fields left out); what Composer does not compute is refused. */
 export function bertParams(c: ConfigReader): Record<string, unknown> {
@@ -43,7 +43,7 @@ export const bert: HfArchitecture = {
     const pooler = folder.weights.has('pooler.dense.weight');
     const params = { ...bertParams(c), pooler };
     const maxLength = c.int('max_position_embeddings', 512);
-    const nodes = [
+    const nodes: ImportedNode[] = [
       { id: 'prompt', type: 'io.text', params: { text: '' }, position: { x: 0, y: 0 } },
       {
         id: 'tokenize',
@@ -52,7 +52,9 @@ export const bert: HfArchitecture = {
         position: { x: 260, y: 0 },
       },
       { id: 'bert', type: 'encoder.bert', params, frozen: true, part: 'encoder', position: { x: 520, y: 0 } },
+      featuresNode(pooler ? 'pooler_output' : 'last_hidden_state', { x: 780, y: 0 }),
     ];
+    const port = pooler ? 'pooler_output' : 'last_hidden_state';
     return {
       name: `BERT (${folderDisplayName(folder.dir)})`,
       nodes,
@@ -60,10 +62,11 @@ export const bert: HfArchitecture = {
         { from: { node: 'prompt', port: 'text' }, to: { node: 'tokenize', port: 'text' } },
         { from: { node: 'tokenize', port: 'input_ids' }, to: { node: 'bert', port: 'input_ids' } },
         { from: { node: 'tokenize', port: 'attention_mask' }, to: { node: 'bert', port: 'attention_mask' } },
+        { from: { node: 'bert', port }, to: { node: 'features', port: 'tensor' } },
       ],
       groups: [{ id: 'bert', title: `BERT — imported from ${folderDisplayName(folder.dir)}`, nodeIds: nodes.map((n) => n.id) }],
       notes: [
-        `the encoder's last_hidden_state${pooler ? ' and pooler_output' : ''} are the result (token_type_ids are zeros, one segment); save them with 'vlmc run --save-outputs'`,
+        `the Tensor output shows the encoder's ${port} (token_type_ids are zeros, one segment); save every output with 'vlmc run --save-outputs'`,
         ...(pooler ? [] : ['the folder has no pooler.dense: the encoder is built without its pooling layer']),
       ],
     };

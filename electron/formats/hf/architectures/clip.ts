@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import type { HfModelFolder } from '../folder.js';
 import { ArchitectureError, ConfigReader, configClass, folderDisplayName, renamedWeights } from './mapping.js';
-import { CLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, logitScaleOf, zeroShotNodes } from './towers.js';
+import { CLIP_PROCESSOR, featuresNode, headsDividing, hfActivation, imageInputParams, logitScaleOf, zeroShotNodes } from './towers.js';
 import type { HfArchitecture, HfPart, ImportedGraph, ImportedNode } from './types.js';
 
 export { imageInputParams } from './towers.js';
@@ -113,18 +113,22 @@ function clipClassOf(folder: HfModelFolder): ClipClass {
 
 /** A vision tower alone: image → encoder (its outputs are the graph's result: `vlmc run --save-outputs`). */
 function visionOnlyGraph(folder: HfModelFolder, tower: VisionTower, withProjection: boolean, title: string, imageDefaults = CLIP_PROCESSOR): ImportedGraph {
+  const port = withProjection ? 'image_embeds' : 'pooler_output';
   const nodes: ImportedNode[] = [
     { id: 'image', type: 'io.image', params: imageInputParams(folder, tower.imageSize, imageDefaults), position: { x: 0, y: 0 } },
     { id: 'vit', type: 'encoder.clip_vit', params: { ...tower.params, projection: withProjection }, frozen: true, part: 'vision', position: { x: 280, y: 0 } },
+    featuresNode(port, { x: 560, y: 0 }),
   ];
   return {
     name: `${title} (${folderDisplayName(folder.dir)})`,
     nodes,
-    edges: [{ from: { node: 'image', port: 'pixel_values' }, to: { node: 'vit', port: 'pixel_values' } }],
+    edges: [
+      { from: { node: 'image', port: 'pixel_values' }, to: { node: 'vit', port: 'pixel_values' } },
+      { from: { node: 'vit', port }, to: { node: 'features', port: 'tensor' } },
+    ],
     groups: [{ id: 'vision', title: `${title} — imported from ${folderDisplayName(folder.dir)}`, nodeIds: ['image', 'vit'] }],
     notes: [
-      `the vision tower's outputs (last_hidden_state, pooler_output${withProjection ? ', image_embeds' : ''}, vision_features) are the result; ` +
-        "connect vision_features to a projector to build a VLM, or save them with 'vlmc run --save-outputs'",
+      `the Tensor output shows the tower's ${port}; connect vision_features to a projector to build a VLM, or save every output with 'vlmc run --save-outputs'`,
     ],
   };
 }
@@ -142,16 +146,18 @@ function textOnlyGraph(folder: HfModelFolder, ctx: { folderRef: string }, params
     },
     { id: 'text_encoder', type: 'encoder.clip_text', params, frozen: true, part: 'text', position: { x: 520, y: 0 } },
   ];
+  const port = params.projection === true ? 'text_embeds' : 'pooler_output';
   return {
     name: `${title} (${folderDisplayName(folder.dir)})`,
-    nodes,
+    nodes: [...nodes, featuresNode(port, { x: 780, y: 0 })],
     edges: [
       { from: { node: 'prompt', port: 'text' }, to: { node: 'tokenize', port: 'text' } },
       { from: { node: 'tokenize', port: 'input_ids' }, to: { node: 'text_encoder', port: 'input_ids' } },
       { from: { node: 'tokenize', port: 'attention_mask' }, to: { node: 'text_encoder', port: 'attention_mask' } },
+      { from: { node: 'text_encoder', port }, to: { node: 'features', port: 'tensor' } },
     ],
     groups: [{ id: 'text', title: `${title} — imported from ${folderDisplayName(folder.dir)}`, nodeIds: nodes.map((n) => n.id) }],
-    notes: [...notes, "the text tower's outputs are the result; save them with 'vlmc run --save-outputs'"],
+    notes: [...notes, `the Tensor output shows the tower's ${port}; save every output with 'vlmc run --save-outputs'`],
   };
 }
 

@@ -9,7 +9,7 @@
 import type { HfModelFolder } from '../folder.js';
 import { ArchitectureError, ConfigReader, configClass, folderDisplayName, renamedWeights } from './mapping.js';
 import { subConfig } from './clip.js';
-import { SIGLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarTensor, zeroShotNodes } from './towers.js';
+import { SIGLIP_PROCESSOR, featuresNode, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarTensor, zeroShotNodes } from './towers.js';
 import type { HfArchitecture, HfPart } from './types.js';
 
 export interface SiglipVisionTower {
@@ -94,16 +94,21 @@ export const siglip: HfArchitecture = {
     const c = new ConfigReader(folder.config);
     if (siglipClassOf(folder) === 'SiglipVisionModel') {
       const tower = siglipVisionTowerParams(c);
+      const port = tower.params.use_head === false ? 'last_hidden_state' : 'pooler_output';
       return {
         name: `SigLIP vision tower (${folderDisplayName(folder.dir)})`,
         nodes: [
           { id: 'image', type: 'io.image', params: imageInputParams(folder, tower.imageSize, SIGLIP_PROCESSOR), position: { x: 0, y: 0 } },
           { id: 'vit', type: 'encoder.siglip_vit', params: tower.params, frozen: true, part: 'vision', position: { x: 280, y: 0 } },
+          featuresNode(port, { x: 560, y: 0 }),
         ],
-        edges: [{ from: { node: 'image', port: 'pixel_values' }, to: { node: 'vit', port: 'pixel_values' } }],
+        edges: [
+          { from: { node: 'image', port: 'pixel_values' }, to: { node: 'vit', port: 'pixel_values' } },
+          { from: { node: 'vit', port }, to: { node: 'features', port: 'tensor' } },
+        ],
         groups: [{ id: 'vision', title: `SigLIP vision tower — imported from ${folderDisplayName(folder.dir)}`, nodeIds: ['image', 'vit'] }],
         notes: [
-          `the tower gives ${tower.tokens} patch tokens (no CLS); its outputs are the result — connect vision_features to a projector, or save them with 'vlmc run --save-outputs'`,
+          `the tower gives ${tower.tokens} patch tokens (no CLS); the Tensor output shows its ${port} — connect vision_features to a projector to build a VLM, or save every output with 'vlmc run --save-outputs'`,
         ],
       };
     }

@@ -144,6 +144,11 @@ export interface ZeroShotOptions {
   head: { logit_scale: number; logit_bias: number; activation: 'softmax' | 'sigmoid' };
 }
 
+/** The result node of a tower used on its own: a Tensor output named as transformers names that output. */
+export function featuresNode(port: string, position: { x: number; y: number }): ImportedNode {
+  return { id: 'features', type: 'io.tensor_output', params: { name: port }, position };
+}
+
 /** Candidate labels used until a prompt gives others (`vlmc run --prompt "a;b;c"` replaces them verbatim). */
 export const PLACEHOLDER_LABELS = ['a photo of a cat', 'a photo of a dog'];
 
