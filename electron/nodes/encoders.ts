@@ -59,6 +59,11 @@ function patchCount(what: string, imageSize: number, patchSize: number): number 
   return (imageSize / patchSize) ** 2;
 }
 
+/** An optional int64 [B, T] input (attention_mask, token_type_ids): a graph input only when the port is connected. */
+function optionalTokens(s: Scope, ctx: BuildContext, port: string): string | undefined {
+  return isConnected(ctx.inputShapes, port) ? portInput(s, port, 'int64', [BATCH, 'sequence_length']) : undefined;
+}
+
 /** Conv patch embedding: [B,3,H,W] → [B, N, D]. */
 function patchEmbed(s: Scope, pixels: string, name: string, dim: number, patch: number, bias: boolean, std?: number): string {
   const fanIn = 3 * patch * patch;
@@ -521,9 +526,7 @@ function buildClipText(p: ClipTextParams, ctx: BuildContext): OnnxFragment {
   const { b } = s;
 
   const ids = portInput(s, 'input_ids', 'int64', [BATCH, 'sequence_length']);
-  const mask = isConnected(ctx.inputShapes, 'attention_mask')
-    ? portInput(s, 'attention_mask', 'int64', [BATCH, 'sequence_length'])
-    : undefined;
+  const mask = optionalTokens(s, ctx, 'attention_mask');
   const x = textTower(s, ids, mask, d, { act: p.act, eps: p.eps, causal: true });
   const pooled = gatherRows(b, x, poolIndex(s, ids, mask, d));
 
@@ -634,12 +637,8 @@ function buildBert(p: BertParams, ctx: BuildContext): OnnxFragment {
   const { b } = s;
 
   const ids = portInput(s, 'input_ids', 'int64', [BATCH, 'sequence_length']);
-  const mask = isConnected(ctx.inputShapes, 'attention_mask')
-    ? portInput(s, 'attention_mask', 'int64', [BATCH, 'sequence_length'])
-    : undefined;
-  const types = isConnected(ctx.inputShapes, 'token_type_ids')
-    ? portInput(s, 'token_type_ids', 'int64', [BATCH, 'sequence_length'])
-    : b.zerosLike(ids, 'int64');
+  const mask = optionalTokens(s, ctx, 'attention_mask');
+  const types = optionalTokens(s, ctx, 'token_type_ids') ?? b.zerosLike(ids, 'int64');
 
   const words = embedding(s, ids, 'embeddings.word_embeddings', d.vocab_size, D);
   const posTable = s.p.weight('embeddings.position_embeddings.weight', [d.max_positions, D], init.normal(0.02));
@@ -1033,9 +1032,7 @@ function buildSiglipText(p: SiglipTextParams, ctx: BuildContext): OnnxFragment {
   const D = d.hidden_size;
   const { b } = s;
   const ids = portInput(s, 'input_ids', 'int64', [BATCH, 'sequence_length']);
-  const mask = isConnected(ctx.inputShapes, 'attention_mask')
-    ? portInput(s, 'attention_mask', 'int64', [BATCH, 'sequence_length'])
-    : undefined;
+  const mask = optionalTokens(s, ctx, 'attention_mask');
   const x = textTower(s, ids, mask, d, { act: p.act, eps: p.eps, causal: false });
   const lastRow = b.op('Gather', [x, b.scalar(-1, 'int64')], { axis: 1 });
   const pooled = linear(s, lastRow, 'text_model.head', D, d.projection_size, { weightInit: init.normal(D ** -0.5), biasInit: init.zeros() });

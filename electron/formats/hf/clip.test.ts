@@ -5,22 +5,15 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { Executor } from '../../engine/executor.js';
-import type { GraphDocument } from '../../engine/document.js';
 import type { Tensor } from '../../onnx/ir.js';
 import { importHfFolder } from './import.js';
 import { expectClose, fixtureDir, loadExpected, tokenRows } from './fixtures.test-support.js';
-import { l2Rows, pngPixelValues } from './encoders.test-support.js';
+import { l2Rows, nodeOf as node, pngPixelValues } from './encoders.test-support.js';
 
 const CLIP_TEXTS = ['a photo of a red circle', 'a blue square', 'a picture of two small green stars'];
 
 const executor = new Executor();
 afterAll(() => executor.dispose());
-
-const node = (doc: GraphDocument, id: string) => {
-  const n = doc.nodes.find((x) => x.id === id);
-  if (!n) throw new Error(`no node '${id}'`);
-  return n;
-};
 
 describe('CLIPModel → zero-shot graph', () => {
   const expected = loadExpected('clip');

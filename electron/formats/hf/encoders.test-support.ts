@@ -21,6 +21,13 @@ export function l2Rows(t: Tensor): Tensor {
   return { dtype: 'float32', dims: [...t.dims], data: out };
 }
 
+/** A node of an imported graph by id (an error naming it when absent). */
+export function nodeOf(doc: GraphDocument, id: string): GraphDocument['nodes'][number] {
+  const n = doc.nodes.find((x) => x.id === id);
+  if (!n) throw new Error(`the imported graph has no node '${id}' (it has ${doc.nodes.map((x) => x.id).join(', ')})`);
+  return n;
+}
+
 /** The graph's Image node run on `<case>.image.png`: our preprocessing of the picture the fixture processed. */
 export async function pngPixelValues(executor: Executor, doc: GraphDocument, name: string, imageNode = 'image'): Promise<Tensor> {
   const res = await executor.run(doc, {

@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import type { HfModelFolder } from '../folder.js';
 import { ArchitectureError, ConfigReader, configClass, folderDisplayName, renamedWeights } from './mapping.js';
-import { CLIP_PROCESSOR, featuresNode, headsDividing, hfActivation, imageInputParams, logitScaleOf, zeroShotNodes } from './towers.js';
+import { CLIP_PROCESSOR, featuresNode, headsDividing, hfActivation, imageInputParams, logitScaleOf, visionTowerGraph, zeroShotGraph } from './towers.js';
 import type { HfArchitecture, HfPart, ImportedGraph, ImportedNode } from './types.js';
 
 export { imageInputParams } from './towers.js';
@@ -111,28 +111,6 @@ function clipClassOf(folder: HfModelFolder): ClipClass {
   return byType;
 }
 
-/** A vision tower alone: image → encoder (its outputs are the graph's result: `vlmc run --save-outputs`). */
-function visionOnlyGraph(folder: HfModelFolder, tower: VisionTower, withProjection: boolean, title: string, imageDefaults = CLIP_PROCESSOR): ImportedGraph {
-  const port = withProjection ? 'image_embeds' : 'pooler_output';
-  const nodes: ImportedNode[] = [
-    { id: 'image', type: 'io.image', params: imageInputParams(folder, tower.imageSize, imageDefaults), position: { x: 0, y: 0 } },
-    { id: 'vit', type: 'encoder.clip_vit', params: { ...tower.params, projection: withProjection }, frozen: true, part: 'vision', position: { x: 280, y: 0 } },
-    featuresNode(port, { x: 560, y: 0 }),
-  ];
-  return {
-    name: `${title} (${folderDisplayName(folder.dir)})`,
-    nodes,
-    edges: [
-      { from: { node: 'image', port: 'pixel_values' }, to: { node: 'vit', port: 'pixel_values' } },
-      { from: { node: 'vit', port }, to: { node: 'features', port: 'tensor' } },
-    ],
-    groups: [{ id: 'vision', title: `${title} — imported from ${folderDisplayName(folder.dir)}`, nodeIds: ['image', 'vit'] }],
-    notes: [
-      `the Tensor output shows the tower's ${port}; connect vision_features to a projector to build a VLM, or save every output with 'vlmc run --save-outputs'`,
-    ],
-  };
-}
-
 /** A text tower alone: prompt → tokenizer.json → encoder. */
 function textOnlyGraph(folder: HfModelFolder, ctx: { folderRef: string }, params: Record<string, unknown>, maxPositions: number, notes: string[], title: string): ImportedGraph {
   if (!folder.tokenizerJson) throw new ArchitectureError('the folder has no tokenizer.json (a text encoder needs its tokenizer to run)');
@@ -170,7 +148,15 @@ export const clip: HfArchitecture = {
     const c = new ConfigReader(folder.config);
     const cls = clipClassOf(folder);
     if (cls === 'CLIPVisionModel' || cls === 'CLIPVisionModelWithProjection') {
-      return visionOnlyGraph(folder, clipVisionTowerParams(c), cls === 'CLIPVisionModelWithProjection', cls === 'CLIPVisionModel' ? 'CLIP vision tower' : 'CLIP vision tower with projection');
+      const tower = clipVisionTowerParams(c);
+      const withProjection = cls === 'CLIPVisionModelWithProjection';
+      return visionTowerGraph(folder, {
+        title: withProjection ? 'CLIP vision tower with projection' : 'CLIP vision tower',
+        imageParams: imageInputParams(folder, tower.imageSize, CLIP_PROCESSOR),
+        vision: { type: 'encoder.clip_vit', params: { ...tower.params, projection: withProjection } },
+        port: withProjection ? 'image_embeds' : 'pooler_output',
+        note: '',
+      });
     }
     if (cls === 'CLIPTextModel' || cls === 'CLIPTextModelWithProjection') {
       const text = clipTextTowerParams(c);
@@ -180,27 +166,19 @@ export const clip: HfArchitecture = {
     const projectionDim = c.int('projection_dim', 512);
     const vision = clipVisionTowerParams(subConfig(c, 'vision_config'), projectionDim);
     const text = clipTextTowerParams(subConfig(c, 'text_config'), projectionDim);
-    const g = zeroShotNodes(folder, {
+    return zeroShotGraph(folder, {
+      family: 'CLIP',
       folderRef: ctx.folderRef,
       imageParams: imageInputParams(folder, vision.imageSize, CLIP_PROCESSOR),
       vision: { type: 'encoder.clip_vit', params: vision.params, port: 'image_embeds' },
       text: { type: 'encoder.clip_text', params: text.params, port: 'text_embeds', mask: true },
       labels: { max_length: text.maxPositions, padding: 'longest' },
       head: { logit_scale: logitScaleOf(folder), logit_bias: 0, activation: 'softmax' },
-    });
-    return {
-      name: `CLIP zero-shot classification (${folderDisplayName(folder.dir)})`,
-      nodes: g.nodes,
-      edges: g.edges,
-      groups: [
-        { id: 'vision', title: 'Vision tower (CLIP, frozen)', nodeIds: ['image', 'vit'] },
-        { id: 'text', title: 'Text tower (CLIP, frozen)', nodeIds: ['prompt', 'labels', 'text_encoder'] },
-      ],
       notes: [
         ...text.notes,
         "candidate labels come from the prompt, separated by ';' (vlmc run --prompt \"a photo of a cat;a photo of a dog\"), tokenised with the folder's tokenizer.json",
         'the zero-shot head multiplies cosine similarities by exp(logit_scale), read from the folder at import',
       ],
-    };
+    });
   },
 };

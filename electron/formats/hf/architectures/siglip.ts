@@ -7,9 +7,9 @@
 // mask; the text tower pools at the last position.
 
 import type { HfModelFolder } from '../folder.js';
-import { ArchitectureError, ConfigReader, configClass, folderDisplayName, renamedWeights } from './mapping.js';
+import { ArchitectureError, ConfigReader, configClass, renamedWeights } from './mapping.js';
 import { subConfig } from './clip.js';
-import { SIGLIP_PROCESSOR, featuresNode, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarTensor, zeroShotNodes } from './towers.js';
+import { SIGLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarTensor, visionTowerGraph, zeroShotGraph } from './towers.js';
 import type { HfArchitecture, HfPart } from './types.js';
 
 export interface SiglipVisionTower {
@@ -94,48 +94,30 @@ export const siglip: HfArchitecture = {
     const c = new ConfigReader(folder.config);
     if (siglipClassOf(folder) === 'SiglipVisionModel') {
       const tower = siglipVisionTowerParams(c);
-      const port = tower.params.use_head === false ? 'last_hidden_state' : 'pooler_output';
-      return {
-        name: `SigLIP vision tower (${folderDisplayName(folder.dir)})`,
-        nodes: [
-          { id: 'image', type: 'io.image', params: imageInputParams(folder, tower.imageSize, SIGLIP_PROCESSOR), position: { x: 0, y: 0 } },
-          { id: 'vit', type: 'encoder.siglip_vit', params: tower.params, frozen: true, part: 'vision', position: { x: 280, y: 0 } },
-          featuresNode(port, { x: 560, y: 0 }),
-        ],
-        edges: [
-          { from: { node: 'image', port: 'pixel_values' }, to: { node: 'vit', port: 'pixel_values' } },
-          { from: { node: 'vit', port }, to: { node: 'features', port: 'tensor' } },
-        ],
-        groups: [{ id: 'vision', title: `SigLIP vision tower — imported from ${folderDisplayName(folder.dir)}`, nodeIds: ['image', 'vit'] }],
-        notes: [
-          `the tower gives ${tower.tokens} patch tokens (no CLS); the Tensor output shows its ${port} — connect vision_features to a projector to build a VLM, or save every output with 'vlmc run --save-outputs'`,
-        ],
-      };
+      return visionTowerGraph(folder, {
+        title: 'SigLIP vision tower',
+        imageParams: imageInputParams(folder, tower.imageSize, SIGLIP_PROCESSOR),
+        vision: { type: 'encoder.siglip_vit', params: tower.params },
+        port: tower.params.use_head === false ? 'last_hidden_state' : 'pooler_output',
+        note: `the tower gives ${tower.tokens} patch tokens (no CLS); `,
+      });
     }
     const vision = siglipVisionTowerParams(subConfig(c, 'vision_config'));
     if (vision.params.use_head === false) throw new ArchitectureError('config.json: vision_config.vision_use_head = false: a SiglipModel needs the pooling head for its image embedding');
     const text = siglipTextTowerParams(subConfig(c, 'text_config'));
-    const g = zeroShotNodes(folder, {
+    return zeroShotGraph(folder, {
+      family: 'SigLIP',
       folderRef: ctx.folderRef,
       imageParams: imageInputParams(folder, vision.imageSize, SIGLIP_PROCESSOR),
       vision: { type: 'encoder.siglip_vit', params: vision.params, port: 'pooler_output' },
       text: { type: 'encoder.siglip_text', params: text.params, port: 'pooler_output', mask: false },
       labels: { max_length: text.maxPositions, padding: 'max_length' },
       head: { logit_scale: logitScaleOf(folder), logit_bias: scalarTensor(folder, 'logit_bias'), activation: 'sigmoid' },
-    });
-    return {
-      name: `SigLIP zero-shot classification (${folderDisplayName(folder.dir)})`,
-      nodes: g.nodes,
-      edges: g.edges,
-      groups: [
-        { id: 'vision', title: 'Vision tower (SigLIP, frozen)', nodeIds: ['image', 'vit'] },
-        { id: 'text', title: 'Text tower (SigLIP, frozen)', nodeIds: ['prompt', 'labels', 'text_encoder'] },
-      ],
       notes: [
         "candidate labels come from the prompt, separated by ';', tokenised with the folder's tokenizer.json and padded to " +
           `${text.maxPositions} tokens as SigLIP's processor does (padding="max_length"); no attention mask, as SigLIP was trained`,
         'each label is scored on its own: sigmoid(exp(logit_scale)·cos + logit_bias), both read from the folder at import',
       ],
-    };
+    });
   },
 };

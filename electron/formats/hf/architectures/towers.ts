@@ -9,8 +9,8 @@ import { CLIP_MEAN, CLIP_STD } from '../../../engine/image.js';
 import type { ResampleName } from '../../../nodes/io.js';
 import { type PreprocessorConfig, resolveImageSize } from '../configs.js';
 import type { HfModelFolder } from '../folder.js';
-import { ArchitectureError, type ConfigReader } from './mapping.js';
-import type { ImportedNode } from './types.js';
+import { ArchitectureError, type ConfigReader, folderDisplayName } from './mapping.js';
+import type { ImportedGraph, ImportedNode } from './types.js';
 
 /** transformers' ACT2FN names Composer computes, onto our activations (the tanh GELUs are one formula). */
 const ACTIVATIONS_OF: Record<string, Activation> = {
@@ -153,7 +153,7 @@ export function featuresNode(port: string, position: { x: number; y: number }): 
 export const PLACEHOLDER_LABELS = ['a photo of a cat', 'a photo of a dog'];
 
 /** image → vision tower → head ← text tower ← labels ← prompt; the head's answer → Text output. */
-export function zeroShotNodes(folder: HfModelFolder, o: ZeroShotOptions): { nodes: ImportedNode[]; edges: DocEdge[] } {
+function zeroShotNodes(folder: HfModelFolder, o: ZeroShotOptions): { nodes: ImportedNode[]; edges: DocEdge[] } {
   if (!folder.tokenizerJson) throw new ArchitectureError('the folder has no tokenizer.json (the text tower needs its tokenizer to read the labels)');
   const link = (from: string, fromPort: string, to: string, toPort: string): DocEdge => ({ from: { node: from, port: fromPort }, to: { node: to, port: toPort } });
   const nodes: ImportedNode[] = [
@@ -187,4 +187,40 @@ export function zeroShotNodes(folder: HfModelFolder, o: ZeroShotOptions): { node
     link('classify', 'text', 'answer', 'text'),
   ];
   return { nodes, edges };
+}
+
+/** A CLIP-style dual encoder folder as a zero-shot classification graph, its towers grouped (frozen). */
+export function zeroShotGraph(folder: HfModelFolder, o: ZeroShotOptions & { family: string; notes: string[] }): ImportedGraph {
+  const { nodes, edges } = zeroShotNodes(folder, o);
+  return {
+    name: `${o.family} zero-shot classification (${folderDisplayName(folder.dir)})`,
+    nodes,
+    edges,
+    groups: [
+      { id: 'vision', title: `Vision tower (${o.family}, frozen)`, nodeIds: ['image', 'vit'] },
+      { id: 'text', title: `Text tower (${o.family}, frozen)`, nodeIds: ['prompt', 'labels', 'text_encoder'] },
+    ],
+    notes: o.notes,
+  };
+}
+
+/** A vision tower alone: image → encoder → a Tensor output of `port` (named as transformers names that output). */
+export function visionTowerGraph(
+  folder: HfModelFolder,
+  o: { title: string; imageParams: Record<string, unknown>; vision: { type: string; params: Record<string, unknown> }; port: string; note: string },
+): ImportedGraph {
+  return {
+    name: `${o.title} (${folderDisplayName(folder.dir)})`,
+    nodes: [
+      { id: 'image', type: 'io.image', params: o.imageParams, position: { x: 0, y: 0 } },
+      { id: 'vit', type: o.vision.type, params: o.vision.params, frozen: true, part: 'vision', position: { x: 280, y: 0 } },
+      featuresNode(o.port, { x: 560, y: 0 }),
+    ],
+    edges: [
+      { from: { node: 'image', port: 'pixel_values' }, to: { node: 'vit', port: 'pixel_values' } },
+      { from: { node: 'vit', port: o.port }, to: { node: 'features', port: 'tensor' } },
+    ],
+    groups: [{ id: 'vision', title: `${o.title} — imported from ${folderDisplayName(folder.dir)}`, nodeIds: ['image', 'vit'] }],
+    notes: [`${o.note}the Tensor output shows its ${o.port}; connect vision_features to a projector to build a VLM, or save every output with 'vlmc run --save-outputs'`],
+  };
 }
