@@ -75,6 +75,16 @@ describe('bad CLIP folders', () => {
     expect(() => importHfFolder(layers)).toThrow(/config\.json: text_config\.num_hidden_layers must be ≥ 1, got 0/);
   });
 
+  it("a field left out takes the config class's default, as transformers' from_pretrained does", () => {
+    const act = copyOf('clip');
+    editJson(act, 'config.json', (c) => delete sub(c, 'vision_config').hidden_act);
+    expect(importHfFolder(act).doc.nodes.find((x) => x.id === 'vit')?.params.act).toBe('quick_gelu');
+    // CLIPVisionConfig's default of 12 heads does not divide this tower's width: refused by name.
+    const heads = copyOf('clip');
+    editJson(heads, 'config.json', (c) => delete sub(c, 'vision_config').num_attention_heads);
+    expect(() => importHfFolder(heads)).toThrow(/config\.json: vision_config\.num_attention_heads = 12 \(the default\): must divide hidden_size 32/);
+  });
+
   it('preprocessor_config.json the encoder cannot take is refused naming the field', () => {
     const crop = copyOf('clip');
     editJson(crop, 'preprocessor_config.json', (c) => (c.crop_size = { height: 24, width: 24 }));

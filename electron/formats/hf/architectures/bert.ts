@@ -21,7 +21,7 @@ export function bertParams(c: ConfigReader): Record<string, unknown> {
     type_vocab_size: c.int('type_vocab_size', 2),
     hidden_size: hidden,
     num_layers: c.int('num_hidden_layers', 12),
-    num_heads: headsDividing(c, hidden),
+    num_heads: headsDividing(c, hidden, 12),
     intermediate_size: c.int('intermediate_size', 3072),
     eps: c.num('layer_norm_eps', 1e-12, { positive: true }),
     act: hfActivation(c, 'hidden_act', 'gelu'),

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import type { HfModelFolder } from '../folder.js';
 import { causalLmParams, causalLmParts, configEos, generationParams, textGenerationNodes } from './causal-lm.js';
 import { ArchitectureError, ConfigReader, folderDisplayName, renamedWeights, rowsOf } from './mapping.js';
-import { BLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams } from './towers.js';
+import { BLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, vitParams } from './towers.js';
 import type { HfArchitecture, HfPart, ImportedGraph, ImportedNode, MappedWeight } from './types.js';
 
 type Flavour = 'blip2' | 'instructblip';
@@ -29,28 +29,8 @@ type Flavour = 'blip2' | 'instructblip';
 
 /** encoder.eva_vit params from a Blip2VisionConfig / InstructBlipVisionConfig (their defaults for fields left out). */
 export function blipVisionParams(v: ConfigReader): { params: Record<string, unknown>; hiddenSize: number; imageSize: number } {
-  const hidden = v.int('hidden_size', 1408);
-  const imageSize = v.int('image_size', 224);
-  const patchSize = v.int('patch_size', 14);
-  v.refuse('image_size', () => imageSize % patchSize === 0, `must be a multiple of patch_size ${patchSize}`);
-  return {
-    params: {
-      preset: 'tiny',
-      image_size: imageSize,
-      patch_size: patchSize,
-      hidden_size: hidden,
-      num_layers: v.int('num_hidden_layers', 39),
-      num_heads: headsDividing(v, hidden),
-      intermediate_size: v.int('intermediate_size', 6144),
-      eps: v.num('layer_norm_eps', 1e-6, { positive: true }),
-      act: hfActivation(v, 'hidden_act', 'gelu'),
-      qkv_bias: v.bool('qkv_bias', true),
-      feature_layer: -1,
-      select: 'cls_patch',
-    },
-    hiddenSize: hidden,
-    imageSize,
-  };
+  const vit = vitParams(v, { hidden: 1408, layers: 39, heads: 16, intermediate: 6144, imageSize: 224, patchSize: 14, act: 'gelu', eps: 1e-6, patches: 'multiple' });
+  return { ...vit, params: { ...vit.params, qkv_bias: v.bool('qkv_bias', true), feature_layer: -1, select: 'cls_patch' } };
 }
 
 /** projector.qformer params from a (InstructBlip|Blip2)QFormerConfig, the query count and the widths around it. */
@@ -62,7 +42,7 @@ export function qformerParams(q: ConfigReader, o: { queries: number; dVision: nu
     num_query_tokens: o.queries,
     hidden_size: hidden,
     num_layers: q.int('num_hidden_layers', 12),
-    num_heads: headsDividing(q, hidden),
+    num_heads: headsDividing(q, hidden, 12),
     intermediate_size: q.int('intermediate_size', 3072),
     cross_attention_frequency: q.int('cross_attention_frequency', 2),
     vocab_size: q.int('vocab_size', 30522),

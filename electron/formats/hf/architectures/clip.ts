@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import type { HfModelFolder } from '../folder.js';
 import { ArchitectureError, ConfigReader, configClass, folderDisplayName, renamedWeights } from './mapping.js';
-import { CLIP_PROCESSOR, featuresNode, headsDividing, hfActivation, imageInputParams, logitScaleOf, visionTowerGraph, zeroShotGraph } from './towers.js';
+import { CLIP_PROCESSOR, featuresNode, headsDividing, hfActivation, imageInputParams, logitScaleOf, visionTowerGraph, vitParams, zeroShotGraph } from './towers.js';
 import type { HfArchitecture, HfPart, ImportedGraph, ImportedNode } from './types.js';
 
 export { imageInputParams } from './towers.js';
@@ -32,30 +32,8 @@ export interface VisionTower {
 
 /** encoder.clip_vit params from a CLIPVisionConfig (CLIPVisionConfig's defaults for fields left out). */
 export function clipVisionTowerParams(v: ConfigReader, projectionDim?: number): VisionTower {
-  v.refuse('num_channels', (x) => x === 3, 'Composer encodes RGB images (3 channels)');
-  const hidden = v.int('hidden_size', 768);
-  const heads = headsDividing(v, hidden);
-  const imageSize = v.int('image_size', 224);
-  const patchSize = v.int('patch_size', 32);
-  v.refuse('image_size', () => imageSize % patchSize === 0, `must be a multiple of patch_size ${patchSize}`);
-  return {
-    params: {
-      preset: 'tiny',
-      image_size: imageSize,
-      patch_size: patchSize,
-      hidden_size: hidden,
-      num_layers: v.int('num_hidden_layers', 12),
-      num_heads: heads,
-      intermediate_size: v.int('intermediate_size', 3072),
-      projection_dim: projectionDim ?? v.int('projection_dim', 512),
-      act: hfActivation(v, 'hidden_act', 'quick_gelu'),
-      eps: v.num('layer_norm_eps', 1e-5, { positive: true }),
-      projection: true,
-    },
-    hiddenSize: hidden,
-    imageSize,
-    patchSize,
-  };
+  const vit = vitParams(v, { hidden: 768, layers: 12, heads: 12, intermediate: 3072, imageSize: 224, patchSize: 32, act: 'quick_gelu', eps: 1e-5, patches: 'multiple' });
+  return { ...vit, params: { ...vit.params, projection_dim: projectionDim ?? v.int('projection_dim', 512), projection: true } };
 }
 
 /** encoder.clip_text params from a CLIPTextConfig, with transformers' pooling rule for its eos_token_id. */
@@ -71,7 +49,7 @@ export function clipTextTowerParams(t: ConfigReader, projectionDim?: number): { 
       max_positions: maxPositions,
       hidden_size: hidden,
       num_layers: t.int('num_hidden_layers', 12),
-      num_heads: headsDividing(t, hidden),
+      num_heads: headsDividing(t, hidden, 8),
       intermediate_size: t.int('intermediate_size', 2048),
       projection_dim: projectionDim ?? t.int('projection_dim', 512),
       act: hfActivation(t, 'hidden_act', 'quick_gelu'),

@@ -26,7 +26,8 @@ export class ConfigReader {
     return `${this.prefix}${key}`;
   }
 
-  private fail(key: string, why: string): ArchitectureError {
+  /** An error naming the field by its dotted path (`config.json: vision_config.hidden_size …`). */
+  fail(key: string, why: string): ArchitectureError {
     return new ArchitectureError(`config.json: ${this.path(key)} ${why}`);
   }
 

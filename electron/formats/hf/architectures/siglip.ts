@@ -9,7 +9,7 @@
 import type { HfModelFolder } from '../folder.js';
 import { ArchitectureError, ConfigReader, configClass, renamedWeights } from './mapping.js';
 import { subConfig } from './clip.js';
-import { SIGLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarTensor, visionTowerGraph, zeroShotGraph } from './towers.js';
+import { SIGLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarTensor, visionTowerGraph, vitParams, zeroShotGraph } from './towers.js';
 import type { HfArchitecture, HfPart } from './types.js';
 
 export interface SiglipVisionTower {
@@ -23,29 +23,8 @@ export interface SiglipVisionTower {
 
 /** encoder.siglip_vit params from a SiglipVisionConfig (its defaults for fields left out). */
 export function siglipVisionTowerParams(v: ConfigReader): SiglipVisionTower {
-  v.refuse('num_channels', (x) => x === 3, 'Composer encodes RGB images (3 channels)');
-  const hidden = v.int('hidden_size', 768);
-  const imageSize = v.int('image_size', 224);
-  const patchSize = v.int('patch_size', 16);
-  v.refuse('patch_size', () => patchSize <= imageSize, `must not exceed image_size ${imageSize}`);
-  return {
-    params: {
-      preset: 'tiny',
-      image_size: imageSize,
-      patch_size: patchSize,
-      hidden_size: hidden,
-      num_layers: v.int('num_hidden_layers', 12),
-      num_heads: headsDividing(v, hidden),
-      intermediate_size: v.int('intermediate_size', 3072),
-      act: hfActivation(v, 'hidden_act', 'gelu_pytorch_tanh'),
-      eps: v.num('layer_norm_eps', 1e-6, { positive: true }),
-      use_head: v.bool('vision_use_head', true),
-    },
-    hiddenSize: hidden,
-    imageSize,
-    patchSize,
-    tokens: Math.floor(imageSize / patchSize) ** 2,
-  };
+  const vit = vitParams(v, { hidden: 768, layers: 12, heads: 12, intermediate: 3072, imageSize: 224, patchSize: 16, act: 'gelu_pytorch_tanh', eps: 1e-6, patches: 'floor' });
+  return { ...vit, params: { ...vit.params, use_head: v.bool('vision_use_head', true) }, tokens: Math.floor(vit.imageSize / vit.patchSize) ** 2 };
 }
 
 /** encoder.siglip_text params from a SiglipTextConfig. */
@@ -59,7 +38,7 @@ export function siglipTextTowerParams(t: ConfigReader): { params: Record<string,
       max_positions: maxPositions,
       hidden_size: hidden,
       num_layers: t.int('num_hidden_layers', 12),
-      num_heads: headsDividing(t, hidden),
+      num_heads: headsDividing(t, hidden, 12),
       intermediate_size: t.int('intermediate_size', 3072),
       projection_size: t.optInt('projection_size') ?? hidden,
       act: hfActivation(t, 'hidden_act', 'gelu_pytorch_tanh'),

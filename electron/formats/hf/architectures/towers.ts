@@ -31,11 +31,51 @@ export function hfActivation(c: ConfigReader, key: string, fallback: string): Ac
   return ACTIVATIONS_OF[name] as Activation;
 }
 
-/** hidden_size that num_attention_heads divides, refused by field name otherwise. */
-export function headsDividing(c: ConfigReader, hidden: number, key = 'num_attention_heads'): number {
-  const heads = c.int(key);
-  c.refuse(key, () => hidden % heads === 0, `must divide hidden_size ${hidden}`);
+/** num_attention_heads (the config class's default when left out), refused by field name unless it divides hidden_size. */
+export function headsDividing(c: ConfigReader, hidden: number, fallback: number, key = 'num_attention_heads'): number {
+  const heads = c.int(key, fallback);
+  if (hidden % heads !== 0) throw c.fail(key, `= ${heads}${c.has(key) ? '' : ' (the default)'}: must divide hidden_size ${hidden}`);
   return heads;
+}
+
+/** A vision config class's defaults (transformers applies them to fields the folder's config leaves out). */
+export interface VitDefaults {
+  hidden: number;
+  layers: number;
+  heads: number;
+  intermediate: number;
+  imageSize: number;
+  patchSize: number;
+  act: string;
+  eps: number;
+  /** 'multiple': image_size must be a multiple of patch_size (CLIP, BLIP-2); 'floor': extra pixels are dropped (SigLIP). */
+  patches: 'multiple' | 'floor';
+}
+
+/** The ViT fields every vision config shares, as our encoders' params (preset 'tiny' overridden by every dim). */
+export function vitParams(v: ConfigReader, d: VitDefaults): { params: Record<string, unknown>; hiddenSize: number; imageSize: number; patchSize: number } {
+  v.refuse('num_channels', (x) => x === 3, 'Composer encodes RGB images (3 channels)');
+  const hidden = v.int('hidden_size', d.hidden);
+  const imageSize = v.int('image_size', d.imageSize);
+  const patchSize = v.int('patch_size', d.patchSize);
+  if (d.patches === 'multiple') v.refuse('image_size', () => imageSize % patchSize === 0, `must be a multiple of patch_size ${patchSize}`);
+  else v.refuse('patch_size', () => patchSize <= imageSize, `must not exceed image_size ${imageSize}`);
+  return {
+    params: {
+      preset: 'tiny',
+      image_size: imageSize,
+      patch_size: patchSize,
+      hidden_size: hidden,
+      num_layers: v.int('num_hidden_layers', d.layers),
+      num_heads: headsDividing(v, hidden, d.heads),
+      intermediate_size: v.int('intermediate_size', d.intermediate),
+      act: hfActivation(v, 'hidden_act', d.act),
+      eps: v.num('layer_norm_eps', d.eps, { positive: true }),
+    },
+    hiddenSize: hidden,
+    imageSize,
+    patchSize,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
