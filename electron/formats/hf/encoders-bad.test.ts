@@ -117,6 +117,13 @@ describe('bad SigLIP, BERT and BLIP folders', () => {
     expect(() => importHfFolder(head)).toThrow(/config\.json: vision_config\.vision_use_head = false/);
   });
 
+  it('SigLIP with only a SentencePiece model (as the hub folders of SigLIP 1 ship) is refused naming the file', () => {
+    const dir = copyOf('siglip');
+    rmSync(join(dir, 'tokenizer.json'));
+    writeFileSync(join(dir, 'spiece.model'), 'not read');
+    expect(() => importHfFolder(dir)).toThrow(/no tokenizer\.json .*only the SentencePiece model 'spiece\.model'/);
+  });
+
   it('BERT with relative positions is refused naming the field', () => {
     const dir = copyOf('bert');
     editJson(dir, 'config.json', (c) => (c.position_embedding_type = 'relative_key'));

@@ -194,7 +194,13 @@ export const PLACEHOLDER_LABELS = ['a photo of a cat', 'a photo of a dog'];
 
 /** image → vision tower → head ← text tower ← labels ← prompt; the head's answer → Text output. */
 function zeroShotNodes(folder: HfModelFolder, o: ZeroShotOptions): { nodes: ImportedNode[]; edges: DocEdge[] } {
-  if (!folder.tokenizerJson) throw new ArchitectureError('the folder has no tokenizer.json (the text tower needs its tokenizer to read the labels)');
+  if (!folder.tokenizerJson) {
+    const slow = folder.files.find((f) => /(^|\/)(spiece|sentencepiece[^/]*)\.model$/.test(f.name));
+    throw new ArchitectureError(
+      `the folder has no tokenizer.json (the text tower needs its tokenizer to read the labels)` +
+        (slow ? `; it has only the SentencePiece model '${slow.name}', which Composer does not read (SigLIP's tokenizer has no tokenizer.json form in transformers)` : ''),
+    );
+  }
   const link = (from: string, fromPort: string, to: string, toPort: string): DocEdge => ({ from: { node: from, port: fromPort }, to: { node: to, port: toPort } });
   const nodes: ImportedNode[] = [
     { id: 'image', type: 'io.image', params: o.imageParams, position: { x: 0, y: 0 } },
