@@ -154,6 +154,15 @@ function withWeights(g: GraphDocument, files: Record<string, string>, fromDir: s
   return out;
 }
 
+/** Asks node `id` to start the named weights (or '*': all its file lacks) from the seed despite its weights file. */
+function withFreshWeights(g: GraphDocument, id: string, fresh: string[]): GraphDocument {
+  const out = structuredClone(g);
+  const node = out.nodes.find((n) => n.id === id);
+  if (!node) throw new Error(`graph '${g.name}' has no node '${id}'`);
+  node.freshWeights = fresh;
+  return out;
+}
+
 function withPrompt(g: GraphDocument, text: string): GraphDocument {
   const out = structuredClone(g);
   const p = out.nodes.find((n) => n.type === 'io.text');
@@ -276,9 +285,10 @@ export const STAGES: Stage[] = [
     // paper) and trains with LLaMA. Measured (before the encoders saw degraded pictures): from seed, 3000 steps name
     // shape on 0.85 / 0.775 (held-out / variants); from BLIP-2's, 0.90 / 0.85 at 3000 steps.
     name: 'instructblip', recipe: 'instruction', after: ['eva-vit', 'llama-lm', 'blip2'], seed: 12, steps: 4000, batchSize: 16, learningRate: 1e-3, datasetSize: 8192, shapes: DEGRADED,
-    graph: () => unfreeze(withWeights(loadTemplate('instructblip.graph.json'), {
+    // BLIP-2's Q-Former has no instruction branch (word/position embeddings, text FFNs): those start from the seed.
+    graph: () => withFreshWeights(unfreeze(withWeights(loadTemplate('instructblip.graph.json'), {
       vit: 'eva_vit.safetensors', qformer: 'blip2_qformer.safetensors', ...LLAMA_LM,
-    }, ZOO_DIR), ['embed', 'llm']),
+    }, ZOO_DIR), ['embed', 'llm']), 'qformer', ['*']),
     outputs: { qformer: 'instructblip_qformer.safetensors', embed: 'instructblip_embed.safetensors', llm: 'instructblip_llama.safetensors' },
   },
   {

@@ -18,6 +18,7 @@ import { type TrainStep, buildTrainStep } from '../../autodiff/train-step.js';
 import { buildApplyStep, buildGradStep } from '../../autodiff/accumulate.js';
 import type { Catalog } from '../../nodes/catalog.js';
 import type { OnnxFragment } from '../../nodes/types.js';
+import type { MetaBuildContext } from '../../nodes/blocks.js';
 import { ADAPTER_WEIGHT_PREFIX, type Executor, RunPlan } from '../executor.js';
 import { nodeSeed } from '../keys.js';
 import { Rng } from '../rng.js';
@@ -80,8 +81,18 @@ export async function buildBlip2Stage1(o: Stage1Options): Promise<BuiltTraining>
   const own = loaded && new Map([...loaded].filter(([k]) => !k.startsWith(ADAPTER_WEIGHT_PREFIX)));
   const seed = nodeSeed(doc.seed ?? 0, owner);
   const inputShapes = { ...run.shapes(q).inputs, input_ids: ['batch', 'sequence'], attention_mask: ['batch', 'sequence'] };
-  const build = (mode: 'itc' | 'itm' | 'itg'): OnnxFragment =>
-    def.build!(def.params.parse({ ...(run.params(q) as Record<string, unknown>), mask_mode: mode }), { nodeId: q, seed, inputShapes, weights: own });
+  // A Q-Former trained for generation only has no text branch (word and position embeddings, the text FFNs); the
+  // ITC/ITM/ITG passes need one, and this recipe starts it from the seed (BLIP-2 starts it from BERT) — said
+  // explicitly, so any other weight the file lacks is still an error.
+  const textBranch = /^embeddings\.(word|position)_embeddings\.|^encoder\.layer\.\d+\.(intermediate|output)\./;
+  const textBranchFresh = (names: string[]) => names.filter((w) => textBranch.test(w) && !own?.has(w));
+  const freshWeights = (names: string[]) => [...(run.node(q).freshWeights ?? []), ...textBranchFresh(names)];
+  const build = (mode: 'itc' | 'itm' | 'itg'): OnnxFragment => {
+    const params = def.params.parse({ ...(run.params(q) as Record<string, unknown>), mask_mode: mode });
+    const meta: MetaBuildContext = { nodeId: q, seed, inputShapes, meta: true };
+    const names = def.build!(params, meta).weights;
+    return def.build!(params, { nodeId: q, seed, inputShapes, weights: own, freshWeights: freshWeights(names) });
+  };
   const passes = { itc: build('itc'), itm: build('itm'), itg: build('itg') };
   const opset = Math.max(...Object.values(passes).map((f) => f.opset));
 
