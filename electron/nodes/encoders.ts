@@ -294,6 +294,7 @@ const evaParams = z.object({
   select: z.enum(['patch', 'cls_patch']).default('cls_patch'),
   act: actParam('gelu'),
   qkv_bias: z.boolean().default(true),
+  pooler_norm: z.boolean().default(false),
 });
 type EvaParams = z.infer<typeof evaParams>;
 
@@ -363,7 +364,8 @@ function buildEva(p: EvaParams, ctx: BuildContext): OnnxFragment {
 
   portOutput(s, 'last_hidden_state', last, [BATCH, n + 1, D]);
   portOutput(s, 'vision_features', feats, [BATCH, p.select === 'patch' ? n : n + 1, D]);
-  portOutput(s, 'pooler_output', b.op('Gather', [last, b.scalar(0, 'int64')], { axis: 1 }), [BATCH, D]);
+  const clsRow = b.op('Gather', [last, b.scalar(0, 'int64')], { axis: 1 });
+  portOutput(s, 'pooler_output', p.pooler_norm ? lnVision(clsRow) : clsRow, [BATCH, D]);
   return closeScope(s);
 }
 
@@ -407,6 +409,9 @@ const evaVit: NodeTypeDef<typeof evaParams> = {
     select: `Token selection for vision_features: ${selectDoc}`,
     act: `${ACT_DOC} EVA and BLIP-2 use gelu.`,
     qkv_bias: 'Learn q_bias and v_bias (HF Blip2VisionConfig qkv_bias); off = the fused qkv has no bias at all.',
+    pooler_norm:
+      "Apply ln_vision once more to the CLS row for pooler_output, as HF's Blip2VisionModel does (its post_layernorm " +
+      'normalises the sequence, then the pooled row again); off = the CLS row of last_hidden_state (LAVIS).',
   },
   inputShapes(p) {
     const d = evaDims(p);

@@ -72,6 +72,7 @@ for (const c of CASES) {
       const queries = q.query_output as Tensor;
       const errs = {
         image_embeds: expectClose(res.outputs.vit.last_hidden_state as Tensor, expected.get('output.image_embeds'), 1e-4, 'image_embeds'),
+        vision_pooler_output: expectClose(res.outputs.vit.pooler_output as Tensor, expected.get('output.vision_pooler_output'), 1e-4, 'vision_pooler_output'),
         qformer_last_hidden_state: expectClose(queries, firstSeq(expected.get('output.qformer_last_hidden_state'), queries.dims[1]), 1e-4, 'qformer_last_hidden_state'),
         language_model_inputs: expectClose(q.image_features as Tensor, expected.get('output.language_model_inputs'), 1e-4, 'language_model_inputs'),
         logits: expectClose(res.outputs.llm.logits as Tensor, expected.get('output.logits'), 1e-4, 'logits'),

@@ -30,7 +30,7 @@ type Flavour = 'blip2' | 'instructblip';
 /** encoder.eva_vit params from a Blip2VisionConfig / InstructBlipVisionConfig (their defaults for fields left out). */
 export function blipVisionParams(v: ConfigReader): { params: Record<string, unknown>; hiddenSize: number; imageSize: number } {
   const vit = vitParams(v, { hidden: 1408, layers: 39, heads: 16, intermediate: 6144, imageSize: 224, patchSize: 14, act: 'gelu', eps: 1e-6, patches: 'multiple' });
-  return { ...vit, params: { ...vit.params, qkv_bias: v.bool('qkv_bias', true), feature_layer: -1, select: 'cls_patch' } };
+  return { ...vit, params: { ...vit.params, qkv_bias: v.bool('qkv_bias', true), feature_layer: -1, select: 'cls_patch', pooler_norm: true } };
 }
 
 /** projector.qformer params from a (InstructBlip|Blip2)QFormerConfig, the query count and the widths around it. */
