@@ -53,8 +53,8 @@ export function composeLlava(visionDir: string, llmDir: string, opts: { graphDir
   ];
 
   const text = textGenerationNodes(llmFolder, {
-    x: 260,
-    y: 200,
+    x: 300,
+    y: 320,
     prompt: '',
     decoder: { ...lm.decoder, ...generationParams(llmFolder, configEos(lc)) },
     embed: lm.embed,
@@ -64,8 +64,8 @@ export function composeLlava(visionDir: string, llmDir: string, opts: { graphDir
   });
   const visionNodes: ImportedNode[] = [
     { id: 'image', type: 'io.image', params: imageInputParams(visionFolder, tower.imageSize), position: { x: 0, y: 0 } },
-    { id: 'vit', type: 'encoder.clip_vit', params: visionParams, frozen: true, part: 'vision', position: { x: 260, y: 0 } },
-    { id: 'proj', type: 'projector.mlp', params: { depth: 2, act: 'gelu' }, position: { x: 520, y: 0 } },
+    { id: 'vit', type: 'encoder.clip_vit', params: visionParams, frozen: true, part: 'vision', position: { x: 300, y: 0 } },
+    { id: 'proj', type: 'projector.mlp', params: { depth: 2, act: 'gelu' }, position: { x: 600, y: 0 } },
   ];
   // Checked now (names and shapes from the headers), not at the first run.
   mapFolderWeights(visionFolder, visionArch, visionNodes);

@@ -84,8 +84,8 @@ export const llava: HfArchitecture = {
     const imageTokens = strategy === 'default' ? patches : patches + 1;
 
     const text = textGenerationNodes(folder, {
-      x: 260,
-      y: 200,
+      x: 300,
+      y: 320,
       prompt: '',
       decoder: { ...lm.decoder, ...generationParams(folder, configEos(textCfg) ?? configEos(c)) },
       embed: lm.embed,
@@ -95,13 +95,13 @@ export const llava: HfArchitecture = {
     });
     const nodes: ImportedNode[] = [
       { id: 'image', type: 'io.image', params: imageInputParams(folder, vision.imageSize), position: { x: 0, y: 0 } },
-      { id: 'vit', type: 'encoder.clip_vit', params: visionParams, frozen: true, part: 'vision', position: { x: 260, y: 0 } },
+      { id: 'vit', type: 'encoder.clip_vit', params: visionParams, frozen: true, part: 'vision', position: { x: 300, y: 0 } },
       {
         id: 'proj',
         type: 'projector.mlp',
         params: { d_in: dVision, d_out: dText, depth: 2, act: projectorAct, bias: c.bool('multimodal_projector_bias', true) },
         part: 'projector',
-        position: { x: 520, y: 0 },
+        position: { x: 600, y: 0 },
       },
       ...text.nodes,
     ];
