@@ -1,11 +1,12 @@
 // Bridge between the IR and onnxruntime-node: sessions from IR models, IR tensors in and out.
 
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type DType, type Model, type Tensor, OnnxError, tensorSize } from './ir.js';
-import { serializeModel } from './proto.js';
+import { saveModel, serializeModel } from './proto.js';
 
 const ORT_TYPE: Partial<Record<DType, ort.Tensor.Type>> = {
   float32: 'float32',
@@ -109,20 +110,50 @@ export interface SessionOptions {
   /** Turn graph optimisations off (useful when comparing numerics op by op). */
   optimize?: boolean;
   intraOpThreads?: number;
+  /** Weights above this many bytes go to onnxruntime as external data (default EXTERNAL_SESSION_BYTES). */
+  externalDataBytes?: number;
+}
+
+/**
+ * Models whose weights exceed this are handed to onnxruntime as a file with external data: protobuf caps one
+ * serialised model at 2 GiB, and a real decoder (a 1B LLM is 4+ GiB in float32) is far larger.
+ */
+export const EXTERNAL_SESSION_BYTES = 1.5 * 2 ** 30;
+
+function initializerBytes(model: Model): number {
+  let n = 0;
+  for (const t of model.graph.initializers.values()) n += ArrayBuffer.isView(t.data) ? t.data.byteLength : 0;
+  return n;
 }
 
 export async function createSession(model: Model | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
-  const bytes = model instanceof Uint8Array ? model : serializeModel(model).model;
+  if (!(model instanceof Uint8Array) && initializerBytes(model) > (opts.externalDataBytes ?? EXTERNAL_SESSION_BYTES)) {
+    // Written tensor by tensor to a private temp folder, loaded from the path, then removed: onnxruntime has read
+    // the weights by then (on Linux a mapping outlives the unlinked file).
+    const dir = mkdtempSync(join(tmpdir(), 'composer-session-'));
+    try {
+      const path = join(dir, 'model.onnx');
+      saveModel(path, model, { externalDataName: 'model.onnx.data', externalThreshold: 1024 });
+      return await createSessionFrom(path, opts);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return createSessionFrom(model instanceof Uint8Array ? model : serializeModel(model).model, opts);
+}
+
+async function createSessionFrom(source: Uint8Array | string, opts: SessionOptions): Promise<ort.InferenceSession> {
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: opts.executionProviders ?? ['cpu'],
+    graphOptimizationLevel: opts.optimize === false ? 'disabled' : 'all',
+    // onnxruntime-node rejects an explicit undefined here, so only pass it when set.
+    ...(opts.intraOpThreads !== undefined ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+    logSeverityLevel: 3,
+    // Spinning worker threads burn a shared machine's cores between the many small runs of a training loop.
+    extra: { session: { 'intra_op.allow_spinning': '0' } },
+  };
   try {
-    return await ort.InferenceSession.create(bytes, {
-      executionProviders: opts.executionProviders ?? ['cpu'],
-      graphOptimizationLevel: opts.optimize === false ? 'disabled' : 'all',
-      // onnxruntime-node rejects an explicit undefined here, so only pass it when set.
-      ...(opts.intraOpThreads !== undefined ? { intraOpNumThreads: opts.intraOpThreads } : {}),
-      logSeverityLevel: 3,
-      // Spinning worker threads burn a shared machine's cores between the many small runs of a training loop.
-      extra: { session: { 'intra_op.allow_spinning': '0' } },
-    });
+    return typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
   } catch (e) {
     throw new OnnxError(`onnxruntime could not load the model: ${(e as Error).message}`);
   }

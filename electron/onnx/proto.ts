@@ -1,7 +1,7 @@
 // Parse and serialise ONNX ModelProto (via onnx-proto) to and from the in-memory IR.
 // External data is read from, and written to, files confined to the model's own folder.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxNs } from 'onnx-proto';
@@ -285,9 +285,22 @@ export interface Serialized {
 }
 
 export function serializeModel(model: Model, opts: SerializeOptions = {}): Serialized {
+  const chunks: Uint8Array[] = [];
   const ext: ExternalWriter | undefined = opts.externalDataName
-    ? { name: opts.externalDataName, threshold: opts.externalThreshold ?? 1024, chunks: [], offset: 0 }
+    ? { name: opts.externalDataName, threshold: opts.externalThreshold ?? 1024, offset: 0, write: (bytes) => chunks.push(bytes.slice()) }
     : undefined;
+  const bytes = encodeModel(model, ext);
+  if (!ext || chunks.length === 0) return { model: bytes };
+  const all = new Uint8Array(ext.offset);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  return { model: bytes, externalData: all };
+}
+
+function encodeModel(model: Model, ext: ExternalWriter | undefined): Uint8Array {
   const proto = onnx.ModelProto.create({
     irVersion: model.irVersion,
     producerName: model.producerName,
@@ -296,32 +309,57 @@ export function serializeModel(model: Model, opts: SerializeOptions = {}): Seria
     graph: graphToProto(model.graph, ext),
     metadataProps: Object.entries(model.metadata).map(([key, value]) => ({ key, value })),
   });
-  const bytes = onnx.ModelProto.encode(proto).finish();
-  if (!ext || ext.chunks.length === 0) return { model: bytes };
-  const all = new Uint8Array(ext.offset);
-  let at = 0;
-  for (const c of ext.chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
-  return { model: bytes, externalData: all };
+  return onnx.ModelProto.encode(proto).finish();
 }
 
-/** Writes a model (and its external data file, when asked) atomically. */
+/**
+ * Writes a model (and its external data file, when asked) atomically. External data streams tensor by tensor from
+ * the tensors' own buffers into the file, so a model of many gigabytes is never held twice (nor as one buffer, which
+ * Node caps at 4 GiB).
+ */
 export function saveModel(path: string, model: Model, opts: SerializeOptions = {}): void {
-  const s = serializeModel(model, opts);
-  if (s.externalData && opts.externalDataName) {
-    const extPath = confinedPath(dirname(resolve(path)), opts.externalDataName, `'${path}'`);
-    writeFileAtomic(extPath, s.externalData);
+  if (!opts.externalDataName) {
+    writeFileAtomic(path, serializeModel(model).model);
+    return;
   }
-  writeFileAtomic(path, s.model);
+  const extPath = confinedPath(dirname(resolve(path)), opts.externalDataName, `'${path}'`);
+  mkdirSync(dirname(extPath), { recursive: true });
+  const tmp = `${extPath}.tmp-${process.pid}-${Date.now()}`;
+  const fd = openSync(tmp, 'w');
+  let wrote = false;
+  try {
+    const ext: ExternalWriter = {
+      name: opts.externalDataName,
+      threshold: opts.externalThreshold ?? 1024,
+      offset: 0,
+      write: (bytes) => {
+        wrote = true;
+        for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, Math.min(bytes.length - at, 1 << 30));
+      },
+    };
+    const bytes = encodeModel(model, ext);
+    fsyncSync(fd);
+    closeSync(fd);
+    if (wrote) renameSync(tmp, extPath);
+    else rmSync(tmp, { force: true });
+    writeFileAtomic(path, bytes);
+  } catch (e) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 interface ExternalWriter {
   name: string;
   threshold: number;
-  chunks: Uint8Array[];
   offset: number;
+  /** Appends bytes to the external data (at `offset`, which the caller advances). */
+  write(bytes: Uint8Array): void;
 }
 
 function graphToProto(g: Graph, ext?: ExternalWriter): OnnxNs.IGraphProto {
@@ -385,7 +423,7 @@ export function tensorToProto(name: string, t: Tensor, ext?: ExternalWriter): On
     // Keep each tensor 64-byte aligned in the external file, as the ONNX tooling does.
     const pad = (64 - (ext.offset % 64)) % 64;
     if (pad) {
-      ext.chunks.push(new Uint8Array(pad));
+      ext.write(new Uint8Array(pad));
       ext.offset += pad;
     }
     const entry = [
@@ -393,7 +431,7 @@ export function tensorToProto(name: string, t: Tensor, ext?: ExternalWriter): On
       { key: 'offset', value: String(ext.offset) },
       { key: 'length', value: String(raw.length) },
     ];
-    ext.chunks.push(raw.slice());
+    ext.write(raw);
     ext.offset += raw.length;
     return { ...base, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData: entry };
   }
