@@ -3,6 +3,7 @@
 
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import type { GraphDocument } from '../../engine/document.js';
 import { type Tensor, tensorToNumbers } from '../../onnx/ir.js';
 import { readSafetensors } from '../../onnx/safetensors.js';
 
@@ -67,4 +68,19 @@ export function realPositions(t: Tensor, mask: Tensor, r: number): Tensor {
   const real = tokenRows(mask)[r].flatMap((m, j) => (m === 1 ? [j] : []));
   const data = t.data as Float32Array;
   return { dtype: 'float32', dims: [real.length, V], data: Float32Array.from(real.flatMap((j) => Array.from(data.subarray((r * T + j) * V, (r * T + j + 1) * V)))) };
+}
+
+/**
+ * Composer's generated ids equal transformers' greedy tokens. transformers ran without stopping; Composer stops at
+ * the decoder's eos ids (and leaves the eos out of the answer, padding the row with 0), so rows compare up to it.
+ */
+export function expectSameGreedy(generated: Tensor, want: number[][], doc: GraphDocument): void {
+  const got = tokenRows(generated);
+  const eos = (doc.nodes.find((n) => n.type === 'llm.decoder')?.params.eos_token_ids as number[] | undefined) ?? [];
+  want.forEach((row, b) => {
+    const stop = row.findIndex((t) => eos.includes(t));
+    const expectedRow = stop >= 0 ? row.slice(0, stop) : row;
+    expect(got[b].slice(0, expectedRow.length)).toEqual(expectedRow);
+    if (stop >= 0) expect(got[b].slice(stop).every((t) => t === 0)).toBe(true);
+  });
 }
