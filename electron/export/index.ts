@@ -8,14 +8,16 @@ import { type ExportProgress, type ExportResult, exportBundle } from './bundle.j
 import { ExportError } from './manifest.js';
 import { type ExternalDataMode, exportFusedOnnx, exportTritonRepository } from './onnx.js';
 import { exportPeftAdapters } from './peft.js';
+import { type HfDtype, exportHfFolder } from './hf.js';
 
 export { exportBundle, pinAutoParams, BUNDLE_GRAPH_FILE } from './bundle.js';
 export { exportFusedOnnx, exportTritonRepository, fusedVisionModel, visionPath, tritonConfig } from './onnx.js';
 export { ExportError, readManifest, verifyExport, MANIFEST_FILE } from './manifest.js';
 
 export { exportPeftAdapters } from './peft.js';
+export { exportHfFolder, HF_DTYPES, type HfDtype } from './hf.js';
 
-export const EXPORT_FORMATS = ['bundle', 'onnx', 'triton', 'peft'] as const;
+export const EXPORT_FORMATS = ['bundle', 'onnx', 'triton', 'peft', 'hf'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export interface RunExportOptions {
@@ -26,6 +28,10 @@ export interface RunExportOptions {
   onProgress?: (p: ExportProgress) => void;
   /** peft: also write the LoRA-merged base weights. */
   merge?: boolean;
+  /** hf: the weights' dtype (default f32). */
+  dtype?: HfDtype;
+  /** hf: shard the weights past this many bytes (default 5 GB, as save_pretrained). */
+  maxShardBytes?: number;
 }
 
 export async function runExport(doc: GraphDocument, format: ExportFormat, opts: RunExportOptions): Promise<ExportResult> {
@@ -38,6 +44,8 @@ export async function runExport(doc: GraphDocument, format: ExportFormat, opts: 
       return exportTritonRepository(doc, opts);
     case 'peft':
       return exportPeftAdapters(doc, opts);
+    case 'hf':
+      return exportHfFolder(doc, opts);
   }
 }
 
@@ -50,6 +58,7 @@ const CONTRACT_FORMATS: Record<string, ExportFormat> = {
   'fused-onnx': 'onnx',
   'server-repository': 'triton',
   'peft-adapters': 'peft',
+  'hf-folder': 'hf',
 };
 
 const exportJobArgs = z.object({

@@ -36,16 +36,8 @@ export async function exportPeftAdapters(doc: GraphDocument, o: PeftExportOption
   const notes: string[] = [];
   try {
     for (const node of adapted) {
-      // The base fragment with the node's own weights (adapters removed), then the adapters with their stored weights.
-      const bare: GraphDocument = { ...doc, nodes: doc.nodes.map((n) => (n.id === node.id ? { ...n, adapters: [] } : n)) };
-      const base = await executor.fragmentOf(bare, o.baseDir, node.id);
-      const plan = new RunPlan(doc, catalog, { baseDir: o.baseDir, targets: [node.id] });
-      const owner = plan.weightOwner(node.id);
-      const loaded = plan.loadWeights(owner, node.id);
-      const stored = new Map<string, Tensor>();
-      for (const [k, t] of loaded ?? []) if (k.startsWith(ADAPTER_WEIGHT_PREFIX)) stored.set(k.slice(ADAPTER_WEIGHT_PREFIX.length), t);
-      if (stored.size === 0) notes.push(`node '${node.id}': no trained adapter weights in its weights file; exported the initial adapter`);
-      const applied = applyAdapters(base, node.adapters, nodeSeed(doc.seed ?? 0, owner), { what: `node '${node.id}'`, weights: stored });
+      const { base, applied } = await adaptedFragment(executor, catalog, doc, o.baseDir, node.id);
+      if (applied.storedWeights === 0) notes.push(`node '${node.id}': no trained adapter weights in its weights file; exported the initial adapter`);
       for (const { id, method, result } of applied.results) {
         const rel = applied.results.length === 1 ? `adapters/${node.id}` : `adapters/${node.id}/${id}`;
         await savePeftAdapter(join(o.outDir, rel), method, result);
@@ -55,18 +47,7 @@ export async function exportPeftAdapters(doc: GraphDocument, o: PeftExportOption
         }
       }
       if (o.merge) {
-        const lora = applied.results.filter((r) => r.method === 'lora');
-        if (lora.length !== 1 || applied.results.length !== 1) {
-          const methods = applied.results.map((r) => r.method).join(', ');
-          throw new ExportError(`node '${node.id}': --merge folds exactly one LoRA adapter into the base weights; the node has ${methods}`);
-        }
-        const merged = mergeLora(lora[0].result as AdapterResult<LoraInfo>);
-        const tensors = new Map<string, Tensor>();
-        for (const w of base.weights) {
-          const t = merged.graph.initializers.get(w);
-          if (!t) throw new ExportError(`node '${node.id}': merged model has no weight '${w}'`);
-          tensors.set(w, t);
-        }
+        const tensors = mergedWeights(node.id, base, applied.results);
         const rel = `merged/${node.id}.safetensors`;
         files.push(writeExportFile(o.outDir, rel, serializeSafetensors(tensors, { 'composer.node': node.id, 'composer.type': node.type, 'composer.merged': 'lora' })));
         o.onProgress?.({ file: rel });
@@ -76,4 +57,65 @@ export async function exportPeftAdapters(doc: GraphDocument, o: PeftExportOption
     if (!o.executor) await executor.dispose();
   }
   return { dir: o.outDir, entry: files[0].path, files, notes };
+}
+
+type AppliedAdapters = ReturnType<typeof applyAdapters>;
+
+/** A node's base fragment (its own weights, adapters removed) and its adapters applied with their stored weights. */
+async function adaptedFragment(executor: Executor, catalog: Catalog, doc: GraphDocument, baseDir: string, nodeId: string) {
+  const bare: GraphDocument = { ...doc, nodes: doc.nodes.map((n) => (n.id === nodeId ? { ...n, adapters: [] } : n)) };
+  const base = await executor.fragmentOf(bare, baseDir, nodeId);
+  const node = doc.nodes.find((n) => n.id === nodeId)!;
+  const plan = new RunPlan(doc, catalog, { baseDir, targets: [nodeId] });
+  const owner = plan.weightOwner(nodeId);
+  const loaded = plan.loadWeights(owner, nodeId);
+  const stored = new Map<string, Tensor>();
+  for (const [k, t] of loaded ?? []) if (k.startsWith(ADAPTER_WEIGHT_PREFIX)) stored.set(k.slice(ADAPTER_WEIGHT_PREFIX.length), t);
+  const applied = applyAdapters(base, node.adapters, nodeSeed(doc.seed ?? 0, owner), { what: `node '${nodeId}'`, weights: stored });
+  return { base, applied: { ...applied, storedWeights: stored.size } };
+}
+
+/** The base weights with exactly one LoRA adapter folded in (an error naming the node otherwise). */
+function mergedWeights(nodeId: string, base: { weights: string[] }, results: AppliedAdapters['results']): Map<string, Tensor> {
+  const lora = results.filter((r) => r.method === 'lora');
+  if (lora.length !== 1 || results.length !== 1) {
+    const methods = results.map((r) => r.method).join(', ');
+    throw new ExportError(`node '${nodeId}': --merge folds exactly one LoRA adapter into the base weights; the node has ${methods}`);
+  }
+  const merged = mergeLora(lora[0].result as AdapterResult<LoraInfo>);
+  const tensors = new Map<string, Tensor>();
+  for (const w of base.weights) {
+    const t = merged.graph.initializers.get(w);
+    if (!t) throw new ExportError(`node '${nodeId}': merged model has no weight '${w}'`);
+    tensors.set(w, t);
+  }
+  return tensors;
+}
+
+/**
+ * A node's weights as an export writes them: its built fragment's, or with adapters the base weights (adapters
+ * removed) — LoRA-merged when `merge`.
+ */
+export async function nodeExportWeights(
+  executor: Executor,
+  doc: GraphDocument,
+  baseDir: string,
+  nodeId: string,
+  o: { merge?: boolean; catalog?: Catalog } = {},
+): Promise<Map<string, Tensor>> {
+  const node = doc.nodes.find((n) => n.id === nodeId);
+  if (!node) throw new ExportError(`the graph has no node '${nodeId}'`);
+  if (node.adapters.length === 0 || !o.merge) {
+    const bare: GraphDocument = node.adapters.length ? { ...doc, nodes: doc.nodes.map((n) => (n.id === nodeId ? { ...n, adapters: [] } : n)) } : doc;
+    const f = await executor.fragmentOf(bare, baseDir, nodeId);
+    const out = new Map<string, Tensor>();
+    for (const w of f.weights) {
+      const t = f.graph.initializers.get(w);
+      if (!t) throw new ExportError(`node '${nodeId}': weight '${w}' is not an initializer of its fragment`);
+      out.set(w, t);
+    }
+    return out;
+  }
+  const { base, applied } = await adaptedFragment(executor, o.catalog ?? defaultCatalog, doc, baseDir, nodeId);
+  return mergedWeights(nodeId, base, applied.results);
 }

@@ -3,11 +3,11 @@
 // generation defaults of generation_config.json, and the text nodes (prompt → tokenizer → embed → decoder → text).
 
 import { join } from 'node:path';
-import type { DocEdge } from '../../../engine/document.js';
-import type { Flavour } from '../../../nodes/llms.js';
+import { type DocEdge, type DocNode, type GraphDocument, weightOwnerOf } from '../../../engine/document.js';
+import { type DecoderConfig, type DecoderParamsInput, type Flavour, resolveDecoderConfig } from '../../../nodes/llms.js';
 import type { HfModelFolder } from '../folder.js';
 import { ArchitectureError, ConfigReader, folderDisplayName, renamedWeights } from './mapping.js';
-import type { HfArchitecture, HfPart, ImportedNode } from './types.js';
+import type { HfArchitecture, HfExportPart, HfExportSource, HfPart, ImportedNode } from './types.js';
 
 /** transformers `model_type` → our decoder flavour. */
 const FLAVOUR_OF: Record<string, Flavour> = { llama: 'llama', mistral: 'llama', qwen2: 'llama', opt: 'opt', gpt2: 'gpt2' };
@@ -241,7 +241,8 @@ export function textGenerationNodes(folder: HfModelFolder, o: TextNodesOptions):
   const edges: DocEdge[] = [];
   const link = (from: string, fromPort: string, to: string, toPort: string) => edges.push({ from: { node: from, port: fromPort }, to: { node: to, port: toPort } });
   let col = o.x;
-  const at = (dy = 0) => ({ x: (col += 260) - 260, y: o.y + dy });
+  // One column per node, 300 px apart (nodes are 236 px wide; edges need room to be read).
+  const at = (dy = 0) => ({ x: (col += 300) - 300, y: o.y + dy });
 
   nodes.push({ id: 'prompt', type: 'io.text', params: { text: o.prompt }, position: at() });
   let textSource = 'prompt';
@@ -337,5 +338,194 @@ export function causalLmArchitecture(spec: { id: string; classes: string[]; mode
         notes,
       };
     },
+    fromGraph(src) {
+      const lm = graphLm(src);
+      if (!lm) return undefined;
+      const modelType = causalLmTypeOf(lm.config, lm.hint);
+      if (!spec.modelTypes.includes(modelType)) return undefined;
+      const { config, generation } = lmExportConfig(src, lm, modelType);
+      return {
+        config,
+        generation,
+        parts: lmExportParts(lm, spec.layouts[0]),
+        tokenizerNode: lm.tokenizerNode,
+        chatTemplate: lm.chatTemplate,
+        notes: [],
+      };
+    },
   };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The export direction: a graph's decoder → config.json fields and state-dict names (the same hfLmName as above).
+
+/** transformers' class for each causal-LM model_type. */
+export const CAUSAL_LM_CLASS: Record<string, string> = {
+  llama: 'LlamaForCausalLM',
+  mistral: 'MistralForCausalLM',
+  qwen2: 'Qwen2ForCausalLM',
+  opt: 'OPTForCausalLM',
+  gpt2: 'GPT2LMHeadModel',
+};
+
+/**
+ * The transformers model_type of a resolved decoder: opt / gpt2 by flavour; for the llama flavour Qwen2 when only
+ * q/k/v carry biases, Mistral when it has a sliding window, else LLaMA — unless the mapping the node was imported
+ * with (`hint`) names another LLaMA-layout type that expresses the same decoder.
+ */
+export function causalLmTypeOf(d: DecoderConfig, hint?: string): string {
+  if (d.flavour !== 'llama') return d.flavour;
+  const natural = d.attentionBias === 'qkv' ? 'qwen2' : d.slidingWindow !== null ? 'mistral' : 'llama';
+  if (hint === 'mistral' && d.attentionBias === 'none' && d.ropeScaling === null) return 'mistral';
+  if (hint === 'llama' && natural === 'llama') return 'llama';
+  return natural;
+}
+
+/** The inverse of causalLmParams: a resolved decoder → the (text) config.json fields transformers reads. */
+export function causalLmConfig(d: DecoderConfig, modelType: string, tokens: { bos?: number; eos?: number[]; pad?: number }): Record<string, unknown> {
+  const ids: Record<string, unknown> = {};
+  if (tokens.bos !== undefined) ids.bos_token_id = tokens.bos;
+  if (tokens.eos?.length) ids.eos_token_id = tokens.eos.length === 1 ? tokens.eos[0] : tokens.eos;
+  if (tokens.pad !== undefined) ids.pad_token_id = tokens.pad;
+  const cls = CAUSAL_LM_CLASS[modelType];
+  if (!cls) throw new ArchitectureError(`language model type '${modelType}' has no transformers class Composer exports (${Object.keys(CAUSAL_LM_CLASS).join(', ')})`);
+  // GPT-2's config leaves tie_word_embeddings at PretrainedConfig's default (true) unless it is off.
+  const tie = modelType === 'gpt2' && d.tieWordEmbeddings ? {} : { tie_word_embeddings: d.tieWordEmbeddings };
+  const head = { architectures: [cls], model_type: modelType, vocab_size: d.vocabSize, ...tie, ...ids };
+  if (d.flavour === 'opt') {
+    return {
+      ...head,
+      hidden_size: d.hiddenSize,
+      word_embed_proj_dim: d.hiddenSize,
+      num_hidden_layers: d.numLayers,
+      num_attention_heads: d.numHeads,
+      ffn_dim: d.intermediateSize,
+      max_position_embeddings: d.maxPositions,
+      activation_function: 'relu',
+      do_layer_norm_before: true,
+      enable_bias: true,
+      layer_norm_elementwise_affine: true,
+      _remove_final_layer_norm: false,
+      init_std: d.initStd,
+    };
+  }
+  if (d.flavour === 'gpt2') {
+    return {
+      ...head,
+      n_embd: d.hiddenSize,
+      n_layer: d.numLayers,
+      n_head: d.numHeads,
+      n_inner: d.intermediateSize === 4 * d.hiddenSize ? null : d.intermediateSize,
+      n_positions: d.maxPositions,
+      n_ctx: d.maxPositions,
+      layer_norm_epsilon: d.normEps,
+      activation_function: 'gelu_new',
+      scale_attn_weights: true,
+      scale_attn_by_inverse_layer_idx: false,
+      initializer_range: d.initStd,
+    };
+  }
+  if (modelType === 'qwen2' && d.attentionBias !== 'qkv') throw new ArchitectureError(`Qwen2 has biases on q, k and v only; this decoder's attention_bias is '${d.attentionBias}'`);
+  if (modelType === 'qwen2' && d.slidingWindow !== null) throw new ArchitectureError('Qwen2 sliding-window layers are not exported (Composer does not implement max_window_layers)');
+  if (modelType !== 'qwen2' && d.attentionBias === 'qkv') throw new ArchitectureError(`${cls} cannot hold biases on q, k and v without o (that is Qwen2)`);
+  if (modelType === 'mistral' && (d.attentionBias !== 'none' || d.ropeScaling !== null)) throw new ArchitectureError('MistralConfig has no attention_bias or rope_scaling (export it as LLaMA)');
+  const defaultHeadDim = d.headDim === d.hiddenSize / d.numHeads;
+  return {
+    ...head,
+    hidden_size: d.hiddenSize,
+    intermediate_size: d.intermediateSize,
+    num_hidden_layers: d.numLayers,
+    num_attention_heads: d.numHeads,
+    num_key_value_heads: d.numKvHeads,
+    ...(modelType !== 'qwen2' || !defaultHeadDim ? { head_dim: d.headDim } : {}),
+    max_position_embeddings: d.maxPositions,
+    rms_norm_eps: d.normEps,
+    rope_theta: d.ropeTheta,
+    hidden_act: 'silu',
+    initializer_range: d.initStd,
+    ...(modelType === 'qwen2' ? { rope_scaling: d.ropeScaling, use_sliding_window: false, sliding_window: null } : {}),
+    ...(modelType === 'llama' ? { rope_scaling: d.ropeScaling, attention_bias: d.attentionBias === 'all', mlp_bias: false } : {}),
+    ...(modelType === 'mistral' ? { sliding_window: d.slidingWindow } : {}),
+  };
+}
+
+/** The language model of a graph: its one llm.decoder, the embedding nodes feeding it, and the tokenizer node. */
+export interface GraphLm {
+  decoder: DocNode;
+  embeds: DocNode[];
+  config: DecoderConfig;
+  /** The mapping the decoder was imported with (`weights.hf.architecture`), if any. */
+  hint?: string;
+  /** text.tokenize upstream of the embedding, else the decoder (both carry a `tokenizer` param). */
+  tokenizerNode: string;
+  tokenizer: string;
+  /** The prompt.chat node's custom template, if the graph has one. */
+  chatTemplate?: string;
+}
+
+/** Node ids upstream of `id` (breadth-first). */
+export function upstreamOf(doc: GraphDocument, id: string): string[] {
+  const seen = new Set([id]);
+  const out: string[] = [];
+  const queue = [id];
+  while (queue.length) {
+    const cur = queue.shift()!;
+    for (const e of doc.edges) {
+      if (e.to.node !== cur || seen.has(e.from.node)) continue;
+      seen.add(e.from.node);
+      out.push(e.from.node);
+      queue.push(e.from.node);
+    }
+  }
+  return out;
+}
+
+export function graphLm(src: HfExportSource): GraphLm | undefined {
+  const decoders = src.doc.nodes.filter((n) => n.type === 'llm.decoder');
+  if (decoders.length !== 1) return undefined;
+  const decoder = decoders[0];
+  const up = upstreamOf(src.doc, decoder.id);
+  const byId = (id: string) => src.doc.nodes.find((n) => n.id === id);
+  const embeds = up.map(byId).filter((n): n is DocNode => n?.type === 'llm.embed_tokens' && weightOwnerOf(src.doc, n.id) === decoder.id);
+  const tokenize = up.map(byId).find((n) => n?.type === 'text.tokenize');
+  const chat = up.map(byId).find((n) => n?.type === 'prompt.chat');
+  const chatParams = chat ? src.params(chat.id) : undefined;
+  const tokenizerOf = (id: string) => {
+    const t = src.params(id).tokenizer;
+    return typeof t === 'string' ? t : 'builtin';
+  };
+  const tokenizerNode = tokenize && tokenizerOf(tokenize.id) !== 'builtin' ? tokenize.id : tokenize && tokenizerOf(decoder.id) === 'builtin' ? tokenize.id : decoder.id;
+  return {
+    decoder,
+    embeds,
+    config: resolveDecoderConfig(src.params(decoder.id) as DecoderParamsInput, `node '${decoder.id}'`),
+    hint: decoder.weights?.hf?.architecture,
+    tokenizerNode,
+    tokenizer: tokenizerOf(tokenizerNode),
+    chatTemplate: chatParams?.style === 'custom' && typeof chatParams.template === 'string' ? chatParams.template : undefined,
+  };
+}
+
+/** The decoder's and its embeddings' tensors under `layout` (our names → hfLmName, the import's own function). */
+export function lmExportParts(lm: GraphLm, layout: LmLayout): HfExportPart[] {
+  const toHf = (ours: string) => hfLmName(lm.config.flavour, layout, ours);
+  return [{ node: lm.decoder.id, part: 'decoder', toHf }, ...lm.embeds.map((e) => ({ node: e.id, part: 'embed', toHf }))];
+}
+
+/** The language model's config fields, generation_config.json and eos ids. */
+export function lmExportConfig(src: HfExportSource, lm: GraphLm, modelType: string): { config: Record<string, unknown>; generation: Record<string, unknown> } {
+  const p = src.params(lm.decoder.id);
+  const special = src.specialTokens(lm.tokenizer);
+  const eos = Array.isArray(p.eos_token_ids) && p.eos_token_ids.length ? (p.eos_token_ids as number[]) : special.eos !== undefined ? [special.eos] : undefined;
+  const config = causalLmConfig(lm.config, modelType, { bos: special.bos, eos, pad: special.pad });
+  const temperature = typeof p.temperature === 'number' ? p.temperature : 0;
+  const generation: Record<string, unknown> = {
+    ...(special.bos !== undefined ? { bos_token_id: special.bos } : {}),
+    ...(eos ? { eos_token_id: eos.length === 1 ? eos[0] : eos } : {}),
+    ...(special.pad !== undefined ? { pad_token_id: special.pad } : {}),
+    max_new_tokens: p.max_new_tokens,
+    do_sample: temperature > 0,
+    ...(temperature > 0 ? { temperature, top_k: p.top_k, top_p: p.top_p } : {}),
+  };
+  return { config, generation };
 }

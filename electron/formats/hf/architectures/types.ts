@@ -2,7 +2,7 @@
 // architecture's mapping onto our node types — config keys → node params and a graph, and state-dict names → node
 // weight names. A newcomer looking for "how does LLaVA import" opens `llava.ts`.
 
-import type { DocEdge, DocNode } from '../../../engine/document.js';
+import type { DocEdge, DocNode, GraphDocument } from '../../../engine/document.js';
 import type { Tensor } from '../../../onnx/ir.js';
 import type { HfModelFolder } from '../folder.js';
 
@@ -57,6 +57,44 @@ export interface ImportContext {
   folderRef: string;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// The export direction (`vlmc export --format hf`): a graph → config.json + which node weight becomes which tensor.
+
+/** The graph being exported, as an architecture file sees it. */
+export interface HfExportSource {
+  doc: GraphDocument;
+  /** A node's params with every default filled in (zod-parsed), for reading dims. */
+  params(id: string): Record<string, unknown>;
+  /** Special-token ids of a tokenizer param's tokenizer.json (and the tokenizer_config.json beside it). */
+  specialTokens(tokenizer: string): { bos?: number; eos?: number; pad?: number };
+}
+
+/** One node whose weights become checkpoint tensors. */
+export interface HfExportPart {
+  node: string;
+  /** The architecture part (`'decoder'`, `'vision'`, …), the same names the import's `parts` use. */
+  part: string;
+  /** Our weight name → the state-dict name save_pretrained writes; null for one it does not save (a tied head). */
+  toHf(ours: string): string | null;
+}
+
+/** What an architecture makes of a graph it recognises. */
+export interface HfExportPlan {
+  /** config.json without torch_dtype / transformers_version (the writer adds those). */
+  config: Record<string, unknown>;
+  parts: HfExportPart[];
+  /** generation_config.json (language models). */
+  generation?: Record<string, unknown>;
+  /** The node whose `tokenizer` param names the tokenizer.json to ship. */
+  tokenizerNode?: string;
+  /** Chat template to put in tokenizer_config.json (the graph's prompt.chat template). */
+  chatTemplate?: string;
+  /** The io.image node whose params become preprocessor_config.json, and the processor class to name. */
+  image?: { node: string; processorClass?: string; imageProcessorType: string; processor?: Record<string, unknown> };
+  /** Things the user should know (what the folder simplifies or leaves out). */
+  notes: string[];
+}
+
 export interface HfArchitecture {
   /** File name and the `hf.architecture` value stored in graphs: 'llama', 'clip', … */
   id: string;
@@ -66,6 +104,11 @@ export interface HfArchitecture {
   modelTypes: readonly string[];
   toGraph(folder: HfModelFolder, ctx: ImportContext): ImportedGraph;
   parts: Record<string, HfPart>;
+  /**
+   * The export direction: the config and tensor names of a graph of this architecture's shape, or undefined when the
+   * graph is not one (the exporter then tries the next architecture).
+   */
+  fromGraph?(src: HfExportSource): HfExportPlan | undefined;
 }
 
 /** The imported node as it lands in the graph document. */
