@@ -240,14 +240,16 @@ export class TextTokenizer {
     };
   }
 
-  /** Ids → text; special tokens are skipped unless `skipSpecialTokens` is false. */
+  /**
+   * Ids → text; special tokens are skipped unless `skipSpecialTokens` is false. Ids past the vocabulary (a model's
+   * embedding is often padded beyond its tokenizer: Qwen2, LLaVA) decode to nothing, as Hugging Face tokenizers do.
+   */
   decode(ids: ArrayLike<number | bigint>, opts: { skipSpecialTokens?: boolean } = {}): string {
-    const list = Array.from(ids, (v) => Number(v));
-    for (const id of list) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new TokenizerError(`tokenizer '${this.source}': id ${id} is outside the vocabulary [0, ${this.vocabSize})`);
-      }
+    const all = Array.from(ids, (v) => Number(v));
+    for (const id of all) {
+      if (!Number.isInteger(id) || id < 0) throw new TokenizerError(`tokenizer '${this.source}': id ${id} is not a token id`);
     }
+    const list = all.filter((id) => id < this.vocabSize);
     const skip = opts.skipSpecialTokens ?? true;
     const kept = skip ? list.filter((id) => !this.specialTokenIds.has(id)) : list;
     if (kept.length === 0) return '';
