@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { type GraphDocument } from '../engine/document.js';
 import { Executor, RunPlan } from '../engine/executor.js';
 import { BUILTIN_TOKENIZER_PATH } from '../engine/tokenizer.js';
+import { CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD } from '../engine/image.js';
 import { hasErrors, validateDocument } from '../engine/validate.js';
 import { ARCHITECTURES } from '../formats/hf/architectures/index.js';
 import type { HfArchitecture, HfExportPlan, HfExportSource } from '../formats/hf/architectures/types.js';
@@ -189,10 +190,19 @@ export function shardTensors(names: string[], bytes: (n: string) => number, max:
 // ---------------------------------------------------------------------------------------------------------------
 // Preprocessor
 
+/** io.image's normalize presets as mean/std. */
+const NORMALIZATION: Record<string, { mean: readonly number[]; std: readonly number[] }> = {
+  clip: { mean: CLIP_MEAN, std: CLIP_STD },
+  imagenet: { mean: IMAGENET_MEAN, std: IMAGENET_STD },
+  half: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+  none: { mean: [0, 0, 0], std: [1, 1, 1] },
+};
+
 function preprocessorConfig(p: Record<string, unknown>, imageProcessorType: string, processorClass: string | undefined): Record<string, unknown> {
   const size = typeof p.size === 'number' ? p.size : 224;
-  const mean = Array.isArray(p.mean) ? p.mean : [0.48145466, 0.4578275, 0.40821073];
-  const std = Array.isArray(p.std) ? p.std : [0.26862954, 0.26130258, 0.27577711];
+  const preset = NORMALIZATION[String(p.normalize)] ?? NORMALIZATION.clip;
+  const mean = Array.isArray(p.mean) ? p.mean : preset.mean;
+  const std = Array.isArray(p.std) ? p.std : preset.std;
   const resample: Record<string, number> = { nearest: 0, bilinear: 2, bicubic: 3 };
   const crop = p.resize === 'shortest-then-crop';
   return {

@@ -121,6 +121,12 @@ function clipVitDims(p: ClipVitParams): VitDims {
   return withOverrides(CLIP_VIT_PRESETS[p.preset], p);
 }
 
+/** Resolved dims of encoder.clip_vit params (preset + overrides) and its activation, for the Hugging Face export. */
+export function clipVitDimsOf(params: unknown): VitDims & { act: string; eps: number } {
+  const p = clipVitParams.parse(params);
+  return { ...clipVitDims(p), act: p.act, eps: p.eps };
+}
+
 /** HF CLIP state-dict names of encoder layer `l` (shared by the vision and text towers). */
 function clipLayerNames(l: string) {
   return {

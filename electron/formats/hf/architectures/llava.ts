@@ -6,9 +6,10 @@
 //   newer    model.vision_tower.vision_model.*, model.multi_modal_projector.*, model.language_model.*, lm_head.weight
 
 import type { HfModelFolder } from '../folder.js';
-import { causalLmParams, causalLmParts, configEos, generationParams, textGenerationNodes } from './causal-lm.js';
+import { clipVitDimsOf } from '../../../nodes/encoders.js';
+import { causalLmParams, causalLmParts, causalLmTypeOf, configEos, generationParams, graphLm, lmExportConfig, lmExportParts, textGenerationNodes, upstreamOf } from './causal-lm.js';
 import { ArchitectureError, ConfigReader, folderDisplayName, renamedWeights } from './mapping.js';
-import type { HfArchitecture, HfPart, ImportedNode } from './types.js';
+import type { HfArchitecture, HfExportPlan, HfExportSource, HfPart, ImportedNode } from './types.js';
 import { clipVisionTowerParams, imageInputParams } from './clip.js';
 
 /** Where each part's tensors live in one naming generation. */
@@ -57,6 +58,7 @@ export const llava: HfArchitecture = {
   classes: ['LlavaForConditionalGeneration'],
   modelTypes: ['llava'],
   parts: { vision: visionPart, projector: projectorPart, decoder: lmParts.decoder, embed: lmParts.embed },
+  fromGraph: llavaFromGraph,
   toGraph(folder, ctx) {
     const c = new ConfigReader(folder.config);
     const visionCfg = c.nested('vision_config');
@@ -126,3 +128,81 @@ export const llava: HfArchitecture = {
     };
   },
 };
+
+// ---------------------------------------------------------------------------------------------------------------
+// The export direction: image → encoder.clip_vit → projector.mlp (2 linears) → scatter merge → decoder, written in
+// the classic names (LAYOUTS[0]), which every transformers version since LLaVA's first loads.
+
+/** A CLIP vision tower's params → its vision_config (the inverse of clipVisionTowerParams). */
+function clipVisionConfig(params: Record<string, unknown>): Record<string, unknown> {
+  const d = clipVitDimsOf(params);
+  return {
+    model_type: 'clip_vision_model',
+    hidden_size: d.hidden_size,
+    image_size: d.image_size,
+    patch_size: d.patch_size,
+    intermediate_size: d.intermediate_size,
+    num_attention_heads: d.num_heads,
+    num_hidden_layers: d.num_layers,
+    num_channels: 3,
+    hidden_act: d.act,
+    layer_norm_eps: d.eps,
+    projection_dim: d.projection_dim,
+  };
+}
+
+function llavaFromGraph(src: HfExportSource): HfExportPlan | undefined {
+  const lm = graphLm(src);
+  if (!lm) return undefined;
+  const byId = (id: string) => src.doc.nodes.find((n) => n.id === id);
+  const up = upstreamOf(src.doc, lm.decoder.id).map(byId);
+  const merge = up.find((n) => n?.type === 'llm.merge_image_text');
+  const proj = up.find((n) => n?.type === 'projector.mlp');
+  const vit = up.find((n) => n?.type === 'encoder.clip_vit');
+  const image = up.find((n) => n?.type === 'io.image');
+  if (!merge || !proj || !vit || !image) return undefined;
+  const m = src.params(merge.id);
+  if (m.mode !== 'scatter') throw new ArchitectureError(`node '${merge.id}': LLaVA places image features at the <image> tokens (mode 'scatter'); '${String(m.mode)}' has no LlavaForConditionalGeneration form`);
+  const p = src.params(proj.id);
+  if (p.depth !== 2) throw new ArchitectureError(`node '${proj.id}': LLaVA's multi_modal_projector is two linears (depth 2); this projector has depth ${String(p.depth)}`);
+  const v = src.params(vit.id);
+  if (v.feature_norm === true) throw new ArchitectureError(`node '${vit.id}': feature_norm (post-layernorm on the selected layer) has no LLaVA config field`);
+  const modelType = causalLmTypeOf(lm.config, lm.hint);
+  const { config: text, generation } = lmExportConfig(src, lm, modelType);
+  const vision = clipVisionConfig(v);
+  const patches = ((vision.image_size as number) / (vision.patch_size as number)) ** 2;
+  const full = v.select === 'cls_patch';
+  const layout = LAYOUTS[0];
+  const lmParts = lmExportParts(lm, layout.lm);
+  return {
+    config: {
+      architectures: ['LlavaForConditionalGeneration'],
+      model_type: 'llava',
+      image_token_index: m.image_token_id,
+      image_seq_length: full ? patches + 1 : patches,
+      projector_hidden_act: p.act,
+      ...(p.bias === false ? { multimodal_projector_bias: false } : {}),
+      vision_feature_layer: v.feature_layer,
+      vision_feature_select_strategy: full ? 'full' : 'default',
+      tie_word_embeddings: lm.config.tieWordEmbeddings,
+      vision_config: vision,
+      text_config: text,
+    },
+    generation,
+    parts: [
+      // A CLIPVisionModel has no visual_projection: LLaVA reads the tower's hidden states.
+      { node: vit.id, part: 'vision', toHf: (ours) => (ours.startsWith('vision_model.') ? `${layout.vision}${ours}` : null) },
+      { node: proj.id, part: 'projector', toHf: (ours) => `${layout.projector}${ours}` },
+      ...lmParts,
+    ],
+    tokenizerNode: lm.tokenizerNode,
+    chatTemplate: lm.chatTemplate,
+    image: {
+      node: image.id,
+      imageProcessorType: 'CLIPImageProcessor',
+      processorClass: 'LlavaProcessor',
+      processor: { image_token: '<image>', num_additional_image_tokens: 1, patch_size: vision.patch_size, processor_class: 'LlavaProcessor', vision_feature_select_strategy: full ? 'full' : 'default' },
+    },
+    notes: [],
+  };
+}
