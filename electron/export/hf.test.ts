@@ -15,6 +15,8 @@ import { importHfFolder } from '../formats/hf/import.js';
 import { expectClose, fixtureDir, loadExpected, tokenRows } from '../formats/hf/fixtures.test-support.js';
 import { exportHfFolder, shardTensors } from './hf.js';
 import { ExportError } from './manifest.js';
+import { loadGraph } from '../cli/graph-file.js';
+import { exportCommand } from '../cli/export.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'vlmc-hf-export-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -192,6 +194,32 @@ describe('vlmc export --format hf: causal LMs', () => {
     );
     await expect(exportHfFolder(doc, { baseDir: tmp, outDir: outDir('none'), executor })).rejects.toThrow(ExportError);
     await expect(exportHfFolder(doc, { baseDir: tmp, outDir: outDir('none'), executor })).rejects.toThrow(/LlamaForCausalLM.*llm\.decoder/);
+  });
+});
+
+describe('templates without a transformers class', () => {
+  const executor = new Executor();
+  afterAll(() => executor.dispose());
+
+  it("Flamingo exports its language model and says which parts it could not express and why", async () => {
+    const { doc, baseDir } = loadGraph(join(import.meta.dirname, '..', '..', 'graphs', 'flamingo.graph.json'));
+    const dir = outDir('flamingo');
+    const res = await exportHfFolder(doc, { baseDir, outDir: dir, executor });
+    expect(json(join(dir, 'config.json')).architectures).toEqual(['LlamaForCausalLM']);
+    const notes = res.notes.join('\n');
+    expect(notes).toMatch(/node 'xattn' \(projector\.gated_xattn.*not exported: Flamingo's single gated cross-attention block has no transformers class/);
+    expect(notes).toMatch(/node 'perceiver'/);
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain("node 'xattn'");
+    expect(importHfFolder(dir).summary.class).toBe('LlamaForCausalLM');
+  });
+
+  it('vlmc export --format hf --dtype f16 writes the folder from the command line', async () => {
+    const dir = outDir('cli');
+    const lines: string[] = [];
+    const code = await exportCommand([join(import.meta.dirname, '..', '..', 'graphs', 'llava-1.5.graph.json'), '--format', 'hf', '--dtype', 'f16', '--out', dir], (l) => lines.push(l));
+    expect(code).toBe(0);
+    expect(json(join(dir, 'config.json')).torch_dtype).toBe('float16');
+    expect(lines.join('\n')).toContain('vlmc import');
   });
 });
 

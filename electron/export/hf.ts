@@ -41,6 +41,18 @@ export interface HfExportOptions {
   onProgress?: (p: ExportProgress) => void;
 }
 
+/** Why a node type has no place in any transformers class Composer writes. */
+const UNEXPRESSED: Record<string, string> = {
+  'projector.gated_xattn': "Flamingo's single gated cross-attention block has no transformers class (IDEFICS puts one in every layer, with other names)",
+  'projector.perceiver': "Flamingo's perceiver resampler exists in transformers only inside IDEFICS, whose layout this graph does not have",
+  'projector.abstractor': "mPLUG-Owl's visual abstractor has no transformers class",
+  'outproj.signal_tokens': "NExT-GPT's output projection to a generator has no transformers class",
+  'generator.unet': 'a diffusion UNet is a diffusers model, not a transformers one',
+  'projector.qformer': 'the Q-Former belongs to Blip2ForConditionalGeneration / InstructBlipForConditionalGeneration, which this export does not write yet',
+  'encoder.eva_vit': 'the EVA ViT belongs to Blip2ForConditionalGeneration / InstructBlipForConditionalGeneration, which this export does not write yet',
+  'encoder.clip_vit': 'only a LLaVA-shaped graph (CLIP ViT → 2-layer MLP projector → <image> scatter) puts a CLIP tower into a transformers class here',
+};
+
 /** Architectures whose graphs contain a language model are tried before the plain language models. */
 const COMPOSITE_FIRST = ['llava', 'blip2', 'instructblip', 'clip', 'siglip'];
 
@@ -306,7 +318,7 @@ export async function exportHfFolder(doc: GraphDocument, opts: HfExportOptions):
       const def = plan0.def(n.id);
       if (!def.build || n.type === 'llm.merge_image_text') continue;
       const frag = await executor.fragmentOf(doc, opts.baseDir, n.id);
-      if (frag.weights.length) notes.push(`node '${n.id}' (${n.type}, ${frag.weights.length} weights) has no place in ${cls}: not exported`);
+      if (frag.weights.length) notes.push(`node '${n.id}' (${n.type}, ${frag.weights.length} weights) is not exported: ${UNEXPRESSED[n.type] ?? `${cls} has no place for it`}`);
     }
 
     // model.safetensors, or shards with an index.
