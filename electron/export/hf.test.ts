@@ -17,6 +17,7 @@ import { exportHfFolder, shardTensors } from './hf.js';
 import { ExportError } from './manifest.js';
 import { loadGraph } from '../cli/graph-file.js';
 import { exportCommand } from '../cli/export.js';
+import { type ExportJobEvent, exportGraph } from './index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'vlmc-hf-export-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -220,6 +221,19 @@ describe('templates without a transformers class', () => {
     expect(code).toBe(0);
     expect(json(join(dir, 'config.json')).torch_dtype).toBe('float16');
     expect(lines.join('\n')).toContain('vlmc import');
+  });
+});
+
+describe("the host's export job", () => {
+  it("format 'hf-folder' (the Export panel's) writes the folder and reports its files", async () => {
+    const { doc } = importHfFolder(fixtureDir('gpt2'));
+    const dir = outDir('host');
+    const events: ExportJobEvent[] = [];
+    await exportGraph({ id: 'j1', document: doc, format: 'hf-folder', folder: dir, baseDir: fixtureDir('gpt2') }, (e) => events.push(e));
+    const done = events.find((e) => e.type === 'done');
+    expect(events.find((e) => e.type === 'error')?.message).toBeUndefined();
+    expect(done?.files?.map((f) => f.path)).toEqual(expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer.json', 'README.md']));
+    expect(json(join(dir, 'config.json')).architectures).toEqual(['GPT2LMHeadModel']);
   });
 });
 

@@ -396,7 +396,7 @@ export const methods = {
   'export.start': {
     params: z.object({
       document: graphDocumentWireSchema,
-      format: z.enum(['bundle', 'fused-onnx', 'peft-adapters', 'server-repository']),
+      format: z.enum(['bundle', 'fused-onnx', 'peft-adapters', 'server-repository', 'hf-folder']),
       target: z.discriminatedUnion('kind', [
         z.object({ kind: z.literal('dialog') }),
         z.object({ kind: z.literal('appData'), folderName: z.string().min(1) }),

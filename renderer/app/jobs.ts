@@ -195,7 +195,7 @@ export async function pickDataset(): Promise<string | null> {
 // ---------------------------------------------------------------------------------------------------------------
 // Export
 
-export type ExportFormat = 'bundle' | 'fused-onnx' | 'peft-adapters' | 'server-repository';
+export type ExportFormat = 'bundle' | 'fused-onnx' | 'peft-adapters' | 'server-repository' | 'hf-folder';
 
 export async function startExport(format: ExportFormat, target: { kind: 'dialog' } | { kind: 'appData'; folderName: string }): Promise<void> {
   store().setExport({ ...idleExport, status: 'starting' });

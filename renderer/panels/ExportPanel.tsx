@@ -1,5 +1,5 @@
-// Export panel: the graph as a runnable bundle, one fused ONNX model, PEFT-format adapters or an inference-server
-// repository; shows where the files went.
+// Export panel: the graph as a runnable bundle, one fused ONNX model, PEFT-format adapters, an inference-server
+// repository or a Hugging Face folder; shows where the files went.
 
 import { useState } from 'react';
 import { startExport, type ExportFormat } from '../app/jobs.js';
@@ -11,6 +11,11 @@ const FORMATS: Array<{ id: ExportFormat; title: string; doc: string }> = [
   { id: 'fused-onnx', title: 'Fused ONNX', doc: 'The model nodes merged into one .onnx file (opens in Netron, runs in any ONNX runtime).' },
   { id: 'peft-adapters', title: 'PEFT adapters', doc: 'adapter_config.json + adapter_model.safetensors per adapted node, loadable by Hugging Face PEFT.' },
   { id: 'server-repository', title: 'Server repository', doc: 'A model repository layout for an inference server.' },
+  {
+    id: 'hf-folder',
+    title: 'Hugging Face folder',
+    doc: 'config.json, model.safetensors in transformers names, tokenizer and processor files and a model card: from_pretrained and vLLM load it (LLaMA, Mistral, Qwen2, OPT, GPT-2, LLaVA).',
+  },
 ];
 
 export function ExportPanel({ available, electron }: { available: boolean; electron: boolean }) {
