@@ -54,6 +54,10 @@ describe('vlmc export --format hf with a trained LoRA', () => {
     const res = await exportHfFolder(trained, { baseDir: out, outDir: merged, executor, merge: true });
     expect(res.notes.join('\n')).toMatch(new RegExp(`node '${llm.id}': its LoRA is merged`));
     expect(existsSync(join(merged, 'adapters'))).toBe(false);
+    const card = readFileSync(join(merged, 'README.md'), 'utf8');
+    expect(card).toMatch(/Recipe `llava-stage2` on dataset `shapes`, 2 of 2 steps, batch 2/);
+    expect(card).toMatch(/Measured loss: first step \d/);
+    expect(card).toMatch(/Frozen nodes: .*`vit`/);
     const D = (JSON.parse(readFileSync(join(merged, 'config.json'), 'utf8')) as { hidden_size: number }).hidden_size;
     const withAdapter = await logits(textPath(trained), out, D);
     const before = await logits(textPath(base), graphsDir, D);

@@ -17,7 +17,8 @@ import { hasErrors, validateDocument } from '../engine/validate.js';
 import { ARCHITECTURES } from '../formats/hf/architectures/index.js';
 import type { HfArchitecture, HfExportPlan, HfExportSource } from '../formats/hf/architectures/types.js';
 import { type Tensor, float32ToBfloat16Bits, float32ToFloat16Bits, tensorSize } from '../onnx/ir.js';
-import { serializeSafetensors } from '../onnx/safetensors.js';
+import { readSafetensorsHeader, serializeSafetensors } from '../onnx/safetensors.js';
+import { type CheckpointMeta, CheckpointMetaSchema, findCheckpoint } from '../engine/trainer/checkpoint.js';
 import type { ExportProgress, ExportResult } from './bundle.js';
 import { type ExportedFile, ExportError, composerVersion, prepareExportDir, writeExportFile, writeManifest } from './manifest.js';
 import { exportPeftAdapters, nodeExportWeights } from './peft.js';
@@ -152,7 +153,6 @@ class TokenizerFiles {
             ...(s.pad ? { pad_token: s.pad } : {}),
             ...(s.unk ? { unk_token: s.unk } : {}),
             clean_up_tokenization_spaces: false,
-            model_max_length: 1_000_000_000_000_000_019_884_624_838_656,
           };
         })();
     if (chatTemplate) base.chat_template = chatTemplate;
@@ -359,7 +359,7 @@ export async function exportHfFolder(doc: GraphDocument, opts: HfExportOptions):
       for (const f of peft.files) add(f);
       notes.push(...peft.notes, `adapters of ${adapted.map((a) => `'${a}'`).join(', ')} are written beside the base in PEFT format (adapters/<node>/); --merge folds LoRA into the weights instead`);
     }
-    add(writeExportFile(dir, 'README.md', modelCard(doc, cls, plan, { dtype, tensors: names.length, notes, merged: opts.merge === true })));
+    add(writeExportFile(dir, 'README.md', modelCard(doc, cls, plan, { dtype, tensors: names.length, notes, merged: opts.merge === true, training: trainingRecord(opts.baseDir) })));
     writeManifest(dir, { kind: 'hf', graph: doc.name, entry: { config: 'config.json' }, files, notes });
     return { dir, entry: 'config.json', files, notes };
   } finally {
@@ -370,7 +370,27 @@ export async function exportHfFolder(doc: GraphDocument, opts: HfExportOptions):
 // ---------------------------------------------------------------------------------------------------------------
 // README.md
 
-function modelCard(doc: GraphDocument, cls: string, plan: HfExportPlan, o: { dtype: HfDtype; tensors: number; notes: string[]; merged: boolean }): string {
+/** The newest checkpoint's record (recipe, dataset, hyper-parameters, losses) when the graph is a trained folder. */
+function trainingRecord(baseDir: string): CheckpointMeta | undefined {
+  let file: string;
+  try {
+    file = findCheckpoint(baseDir);
+  } catch {
+    return undefined; // not a trained folder
+  }
+  const raw = readSafetensorsHeader(file).metadata['composer.train'];
+  if (raw === undefined) return undefined;
+  const parsed = CheckpointMetaSchema.safeParse(JSON.parse(raw));
+  if (!parsed.success) throw new ExportError(`checkpoint '${file}': composer.train metadata: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`);
+  return parsed.data;
+}
+
+function modelCard(
+  doc: GraphDocument,
+  cls: string,
+  plan: HfExportPlan,
+  o: { dtype: HfDtype; tensors: number; notes: string[]; merged: boolean; training?: CheckpointMeta },
+): string {
   const frozen = doc.nodes.filter((n) => n.frozen).map((n) => `\`${n.id}\` (${n.type})`);
   const trained = doc.nodes.filter((n) => !n.frozen && n.weights?.sha256).map((n) => `\`${n.id}\` (${n.type})`);
   const adapters = doc.nodes.flatMap((n) => n.adapters.map((a) => `\`${n.id}\`: ${a.method ?? 'adapter'} \`${a.id}\``));
@@ -400,6 +420,17 @@ function modelCard(doc: GraphDocument, cls: string, plan: HfExportPlan, o: { dty
     lines.push('## Serve', '', 'With vLLM (an OpenAI-compatible server on port 8000):', '', '```sh', `vllm serve PATH --dtype ${o.dtype === 'f32' ? 'float32' : o.dtype === 'f16' ? 'float16' : 'bfloat16'}${plan.chatTemplate ? '' : ' --chat-template TEMPLATE.jinja'}`, '```', '');
   }
   lines.push('## Training', '');
+  const t = o.training;
+  if (t) {
+    const h = t.hyper;
+    const last = t.losses.slice(-Math.min(10, t.losses.length));
+    const mean = last.reduce((a, b) => a + b, 0) / Math.max(1, last.length);
+    lines.push(
+      `- Recipe \`${t.recipe}\` on dataset \`${t.dataset}\`, ${t.step} of ${t.totalSteps} steps, batch ${h.batchSize}, ${h.optimizer} lr ${h.learningRate} (warmup ${h.warmupSteps}, weight decay ${h.weightDecay}, grad norm ${h.maxGradNorm}), seed ${t.seed}${t.adapter ? `, adapter ${t.adapter}` : ''}`,
+      `- Trained weights: ${t.trainables.length} tensors`,
+      ...(t.losses.length ? [`- Measured loss: first step ${t.losses[0].toFixed(4)}, mean of the last ${last.length} steps ${mean.toFixed(4)}`] : []),
+    );
+  }
   lines.push(`- Trained nodes (weights from a trained folder): ${trained.length ? trained.join(', ') : 'none — the weights are those the graph was built with (imported or seeded)'}`);
   lines.push(`- Frozen nodes: ${frozen.length ? frozen.join(', ') : 'none'}`);
   lines.push(`- Adapters: ${adapters.length ? adapters.join(', ') + (o.merged ? ' (merged into the weights)' : ' (in PEFT format under adapters/)') : 'none'}`);
