@@ -2,55 +2,16 @@
 // their projection or pooler, EVA without q/v biases, and every activation name.
 
 import { describe, expect, it } from 'vitest';
-import { type Tensor, newModel, tensorFromNumbers, tensorSize, tensorToNumbers } from '../onnx/ir.js';
-import { runModel } from '../onnx/ort.js';
-import { type MetaBuildContext, parameterCount } from './blocks.js';
-import {
-  type Mat,
-  attentionRef,
-  batchSlice,
-  geluNewRef,
-  layerNormRef,
-  linearRef,
-  mapRef,
-  mat,
-  maxAbsDiff,
-  vec,
-  weightMat,
-} from './blocks.reference.js';
+import { type Tensor, tensorToNumbers } from '../onnx/ir.js';
+import { type Mat, attentionRef, batchSlice, geluNewRef, layerNormRef, linearRef, mapRef, mat, maxAbsDiff, vec, weightMat } from './blocks.reference.js';
 import { portsOf } from './catalog.js';
-import { nodeTypes } from './encoders.js';
-import type { BuildContext, NodeTypeDef, OnnxFragment, ResolvedShapes } from './types.js';
+import type { BuildContext, OnnxFragment } from './types.js';
+import { buildEncoder, encoderDef, ids, metaCount, runFragment, wave } from './encoders.test-support.js';
 
-function def(type: string): NodeTypeDef {
-  const d = nodeTypes.find((n) => n.info.type === type);
-  if (!d) throw new Error(`no node type ${type}`);
-  return d;
-}
-
-function build(type: string, params: Record<string, unknown> = {}, over: Partial<BuildContext> = {}): OnnxFragment {
-  const d = def(type);
-  if (!d.build) throw new Error(`${type} has no build`);
-  return d.build(d.params.parse(params), { nodeId: 'n1', seed: 5, inputShapes: {}, ...over });
-}
-
-function metaCount(type: string, params: Record<string, unknown>, inputShapes: ResolvedShapes = {}): number {
-  const d = def(type);
-  const ctx: MetaBuildContext = { nodeId: 'meta', seed: 0, inputShapes, meta: true };
-  const frag = d.build?.(d.params.parse(params), ctx);
-  if (!frag) throw new Error('no fragment');
-  return parameterCount(frag);
-}
-
-const run = (frag: OnnxFragment, feeds: Record<string, Tensor>) => runModel(newModel(frag.graph, frag.opset), feeds);
-
-function wave(dims: number[], phase = 0): Tensor {
-  return tensorFromNumbers('float32', dims, Array.from({ length: tensorSize(dims) }, (_, i) => Math.sin(0.113 * i + phase)));
-}
-
-function ids(rows: number[][]): Tensor {
-  return tensorFromNumbers('int64', [rows.length, rows[0].length], rows.flat());
-}
+const def = encoderDef;
+const build = (type: string, params: Record<string, unknown> = {}, over: Partial<BuildContext> = {}): OnnxFragment =>
+  buildEncoder(type, params, { seed: 5, ...over });
+const run = runFragment;
 
 const outputNames = (type: string, params: Record<string, unknown>) => portsOf(def(type), def(type).params.parse(params)).outputs.map((o) => o.name);
 

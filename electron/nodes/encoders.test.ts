@@ -1,60 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { type Tensor, newModel, tensorFromNumbers, tensorSize, tensorToNumbers } from '../onnx/ir.js';
-import { runModel } from '../onnx/ort.js';
+import { type Tensor, tensorFromNumbers, tensorToNumbers } from '../onnx/ir.js';
 import { loadModel } from '../onnx/proto.js';
 import { readSafetensors } from '../onnx/safetensors.js';
-import { type MetaBuildContext, NodeBuildError, parameterCount } from './blocks.js';
-import {
-  type Mat,
-  at,
-  attentionRef,
-  batchSlice,
-  layerNormRef,
-  linearRef,
-  mapRef,
-  mat,
-  maxAbsDiff,
-  quickGeluRef,
-  vec,
-  weightMat,
-} from './blocks.reference.js';
-import { nodeTypes } from './encoders.js';
-import type { BuildContext, NodeTypeDef, OnnxFragment, ResolvedShapes } from './types.js';
+import { NodeBuildError } from './blocks.js';
+import { type Mat, at, attentionRef, batchSlice, layerNormRef, linearRef, mapRef, mat, maxAbsDiff, quickGeluRef, vec, weightMat } from './blocks.reference.js';
+import type { BuildContext, OnnxFragment, ResolvedShapes } from './types.js';
+import { buildEncoder, encoderDef, ids, metaCount, runFragment, wave } from './encoders.test-support.js';
 
 const FIXTURES = '/work/shared/fixtures';
 
-function def(type: string): NodeTypeDef {
-  const d = nodeTypes.find((n) => n.info.type === type);
-  if (!d) throw new Error(`no node type ${type}`);
-  return d;
-}
-
-function build(type: string, params: Record<string, unknown> = {}, over: Partial<BuildContext> = {}): OnnxFragment {
-  const d = def(type);
-  const build = d.build;
-  if (!build) throw new Error(`${type} has no build`);
-  return build(d.params.parse(params), { nodeId: 'n1', seed: 11, inputShapes: {}, ...over });
-}
-
-function metaCount(type: string, params: Record<string, unknown>, inputShapes: ResolvedShapes = {}): number {
-  const d = def(type);
-  const ctx: MetaBuildContext = { nodeId: 'meta', seed: 0, inputShapes, meta: true };
-  const frag = d.build?.(d.params.parse(params), ctx);
-  if (!frag) throw new Error('no fragment');
-  return parameterCount(frag);
-}
-
-async function run(frag: OnnxFragment, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-  return runModel(newModel(frag.graph, frag.opset), feeds);
-}
-
-function wave(dims: number[], phase = 0): Tensor {
-  return tensorFromNumbers('float32', dims, Array.from({ length: tensorSize(dims) }, (_, i) => Math.sin(0.113 * i + phase)));
-}
-
-function ids(rows: number[][]): Tensor {
-  return tensorFromNumbers('int64', [rows.length, rows[0].length], rows.flat());
-}
+const def = encoderDef;
+const build = (type: string, params: Record<string, unknown> = {}, over: Partial<BuildContext> = {}): OnnxFragment =>
+  buildEncoder(type, params, { seed: 11, ...over });
+const run = runFragment;
 
 /** Concrete shape for a port from outputShapes, with 'B' set to the batch. */
 function expectedDims(shape: Array<string | number>, batch: number): number[] {
