@@ -9,7 +9,7 @@ import { type Tensor, tensorToNumbers } from '../onnx/ir.js';
 import { type ExecutionProvider, createSession, detectExecutionProviders, runSession } from '../onnx/ort.js';
 import { parseSafetensors } from '../onnx/safetensors.js';
 import { type Catalog, defaultCatalog, portsOf } from '../nodes/catalog.js';
-import { GENERATION_PARAMS, DecoderParams, resolveDecoderConfig, headDim, WORD_EMBEDDING } from '../nodes/llms.js';
+import { GENERATION_PARAMS, DecoderParams, type MergeParamsInput, checkMergeInputs, resolveDecoderConfig, headDim, WORD_EMBEDDING } from '../nodes/llms.js';
 import type { NodeTypeDef, OnnxFragment, PortSpec } from '../nodes/types.js';
 import { applyAdapters } from '../nodes/adapters/index.js';
 import { OutputCache, type CachedValue } from './cache.js';
@@ -219,6 +219,7 @@ export class Executor {
     const wanted = plan.wantedPorts(node.id);
     const generating = node.type === 'llm.decoder' && (wanted.includes('text') || wanted.includes('generated_ids'));
     const feeds = this.feedsFor(plan, node.id, built, inputs);
+    if (node.type === 'llm.merge_image_text') checkMergeInputs(plan.params(node.id) as MergeParamsInput, feeds, `node '${node.id}'`);
     const out: Record<string, Value> = {};
     const graphOutputs = built.fragment.graph.outputs.map((o) => o.name);
     const direct = wanted.filter((p) => graphOutputs.includes(p));

@@ -757,6 +757,29 @@ export const MergeParams = z.object({
 });
 export type MergeParamsInput = z.input<typeof MergeParams>;
 
+/**
+ * Scatter mode needs as many image features per row as the row has `<image>` placeholders; onnxruntime would only
+ * report an out-of-range GatherND index. The message names the node and both counts (a projector swapped for one
+ * with another token count, e.g. a Q-Former's queries, needs the prompt's image token count changed with it).
+ */
+export function checkMergeInputs(params: MergeParamsInput, inputs: { image_features?: Tensor; input_ids?: Tensor }, what: string): void {
+  const p = MergeParams.parse(params);
+  if (p.mode !== 'scatter' || !inputs.image_features || !inputs.input_ids) return;
+  const features = inputs.image_features.dims[1] ?? 0;
+  const [rows, width] = [inputs.input_ids.dims[0] ?? 0, inputs.input_ids.dims[1] ?? 0];
+  const ids = tensorToNumbers(inputs.input_ids);
+  for (let r = 0; r < rows; r++) {
+    let placeholders = 0;
+    for (let j = 0; j < width; j++) if (ids[r * width + j] === p.image_token_id) placeholders++;
+    if (placeholders !== features) {
+      throw new LlmError(
+        `${what}: row ${r} of the prompt has ${placeholders} image tokens (id ${p.image_token_id}) but the projector gives ${features} image features; ` +
+          `make them equal (e.g. the prompt node's image_tokens = ${features}) or use mode 'prefix'`,
+      );
+    }
+  }
+}
+
 /** Label value the LM loss ignores (PyTorch CrossEntropyLoss ignore_index). */
 export const IGNORE_INDEX = -100;
 

@@ -61,4 +61,23 @@ describe('LLaVA folders answer as transformers does', () => {
       });
     });
   }
+
+  it("a projector with another token count is refused by the merge, naming both counts (not onnxruntime's GatherND)", async () => {
+    const expected = loadExpected('llava');
+    const { doc } = importHfFolder(fixtureDir('llava'));
+    const swapped: GraphDocument = {
+      ...doc,
+      nodes: doc.nodes.map((n) => (n.id === 'proj' ? { id: 'proj', type: 'projector.qformer', typeVersion: 1, params: {}, frozen: false, adapters: [] } : n)),
+    };
+    await expect(
+      executor.run(withMaxNewTokens(swapped, 1), {
+        baseDir: fixtureDir('llava'),
+        targets: ['llm'],
+        feeds: {
+          image: { pixel_values: expected.get('input.pixel_values') },
+          tokenize: { input_ids: expected.get('input.input_ids'), attention_mask: expected.get('input.attention_mask') },
+        },
+      }),
+    ).rejects.toThrow(/node 'merge': row 0 of the prompt has 16 image tokens \(id 4\) but the projector gives 8 image features/);
+  });
 });
