@@ -758,8 +758,8 @@ export const MergeParams = z.object({
 export type MergeParamsInput = z.input<typeof MergeParams>;
 
 /**
- * Scatter mode needs as many image features per row as the row has `<image>` placeholders; onnxruntime would only
- * report an out-of-range GatherND index. The message names the node and both counts (a projector swapped for one
+ * Scatter mode needs at least as many image features per row as the row has `<image>` placeholders; onnxruntime
+ * would only report an out-of-range GatherND index. The message names the node and both counts (a projector swapped for one
  * with another token count, e.g. a Q-Former's queries, needs the prompt's image token count changed with it).
  */
 export function checkMergeInputs(params: MergeParamsInput, inputs: { image_features?: Tensor; input_ids?: Tensor }, what: string): void {
@@ -771,10 +771,12 @@ export function checkMergeInputs(params: MergeParamsInput, inputs: { image_featu
   for (let r = 0; r < rows; r++) {
     let placeholders = 0;
     for (let j = 0; j < width; j++) if (ids[r * width + j] === p.image_token_id) placeholders++;
-    if (placeholders !== features) {
+    // Fewer placeholders than features keeps the first ones (the templates' Compare relies on it; transformers
+    // would refuse): only more placeholders than features cannot run.
+    if (placeholders > features) {
       throw new LlmError(
         `${what}: row ${r} of the prompt has ${placeholders} image tokens (id ${p.image_token_id}) but the projector gives ${features} image features; ` +
-          `make them equal (e.g. the prompt node's image_tokens = ${features}) or use mode 'prefix'`,
+          `give the prompt at most ${features} (e.g. the prompt node's image_tokens = ${features}) or use mode 'prefix'`,
       );
     }
   }

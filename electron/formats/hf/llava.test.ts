@@ -62,7 +62,7 @@ describe('LLaVA folders answer as transformers does', () => {
     });
   }
 
-  it("a projector with another token count is refused by the merge, naming both counts (not onnxruntime's GatherND)", async () => {
+  it("a projector with fewer tokens than the prompt's <image> placeholders is refused by the merge, naming both counts (not onnxruntime's GatherND)", async () => {
     const expected = loadExpected('llava');
     const { doc } = importHfFolder(fixtureDir('llava'));
     const swapped: GraphDocument = {
