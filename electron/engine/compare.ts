@@ -412,7 +412,7 @@ function shapeNote(executor: Executor, variant: Variant, opts: CompareOptions): 
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Host worker entry (electron/host/worker-protocol.ts: `compareGraph(args, emit)`, `cancelCompare({id})`)
+// The engine jobs `compare.start` / `compare.cancel` (electron/host/engine-jobs.ts): `compareGraph(args, emit)`, `cancelCompare({id})`
 
 /** What the worker passes (the host checked every path against its file policy). */
 export interface CompareJobArgs {

@@ -1,4 +1,4 @@
-// Engine entry for training jobs (the worker calls these; see electron/host/worker-protocol.ts ENGINE_MODULES.train):
+// Engine entry for training jobs (the engine jobs `train.*` of electron/host/engine-jobs.ts):
 // startTraining runs one job and reports through contract `train.event`s; pause/resume/stop act between steps.
 
 import { z } from 'zod';

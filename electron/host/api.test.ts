@@ -147,13 +147,6 @@ describe('host api', () => {
     const bad = await call('graph.parameters', { document: { ...doc, nodes: 'x' } });
     expect(!bad.ok && bad.error.message).toMatch(/graph\.parameters request: document\.nodes/);
   });
-
-  it('answers "not available yet" for engine parts that are not built', async () => {
-    const info = await call('engine.info', {});
-    if (!info.ok || info.result.modules.train) return; // the trainer exists: covered by its own tests
-    const r = await call('train.start', { document: doc, config: { steps: 1, learningRate: 0.001, dataset: 'shapes' } });
-    expect(r).toEqual({ ok: false, error: { code: 'not-available', message: expect.stringMatching(/^not available yet: the train engine/) } });
-  });
 });
 
 describe('file policy', () => {

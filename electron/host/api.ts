@@ -27,7 +27,6 @@ import type { WorkerImage, WorkerRunInputs } from './worker-protocol.js';
 import { EngineClient, EngineFailure } from './engine-client.js';
 import { FilePolicy, FilePolicyError } from './files.js';
 import { FolderUploads, ModelList, ModelsError } from './models.js';
-import type { ImportResult } from '../formats/hf/import.js';
 
 /** Native dialogs exist only in Electron; browser mode uploads and downloads instead. */
 export interface Dialogs {
@@ -83,7 +82,7 @@ export function createHostApi(options: HostApiOptions): HostApi {
   }
 
   async function parseGraphText(name: string, text: string) {
-    return (await engine.call('document.parse', { name, text })) as { document: Result<'templates.get'>['document'] };
+    return engine.call('document.parse', { name, text });
   }
 
   function readText(path: string): string {
@@ -110,7 +109,7 @@ export function createHostApi(options: HostApiOptions): HostApi {
   }
 
   async function importFolderAt(dir: string, uploaded: boolean, dedupe = uploaded): Promise<Result<'model.importFolder'>> {
-    const r = (await engine.call('hf.import', { dir })) as Omit<ImportResult, 'doc'> & { document: Result<'templates.get'>['document'] };
+    const r = await engine.call('hf.import', { dir });
     const s = r.summary;
     const fingerprint = r.document.nodes.find((n) => n.weights?.hf)?.weights?.hf?.fingerprint;
     if (dedupe && fingerprint) {
@@ -142,17 +141,8 @@ export function createHostApi(options: HostApiOptions): HostApi {
   }
 
   async function importModelAt(path: string, name: string): Promise<Result<'model.importOnnx'>> {
-    const info = (await engine.call('onnx.inspect', { path })) as Omit<
-      Extract<Result<'model.importOnnx'>, { cancelled: false }>,
-      'cancelled' | 'name' | 'path'
-    >;
+    const info = await engine.call('onnx.inspect', { path });
     return { cancelled: false, name, path, ...info };
-  }
-
-  async function startJob(op: 'run.start' | 'compare.start' | 'train.start' | 'export.start', args: object) {
-    const id = randomUUID();
-    await engine.call(op, { ...args, id });
-    return { id };
   }
 
   /** Uploaded images become bytes; a path must pass the file policy. */
@@ -180,16 +170,16 @@ export function createHostApi(options: HostApiOptions): HostApi {
 
   const handlers: Handlers = {
     'engine.info': async () => {
-      const probe = (await engine.call('probe')) as Omit<Result<'engine.info'>, 'dataDir' | 'mode'>;
+      const probe = await engine.call('probe', {});
       return { ...probe, dataDir: files.dataDir, mode: options.mode };
     },
 
-    'catalog.list': async () => (await engine.call('catalog.list')) as Result<'catalog.list'>,
+    'catalog.list': () => engine.call('catalog.list', {}),
 
     'catalog.ports': async ({ type, params }) => {
       // An imported model's ports come from its file: only files the user picked may be read.
       const checked = typeof params.path === 'string' && params.path ? { ...params, path: files.check(params.path) } : params;
-      return (await engine.call('catalog.ports', { type, params: checked })) as Result<'catalog.ports'>;
+      return engine.call('catalog.ports', { type, params: checked });
     },
 
     'templates.list': async () => {
@@ -229,10 +219,9 @@ export function createHostApi(options: HostApiOptions): HostApi {
       return parseGraphText(`${id}.graph.json`, readText(path));
     },
 
-    'graph.validate': async ({ document }) => (await engine.call('document.validate', { document })) as Result<'graph.validate'>,
+    'graph.validate': ({ document }) => engine.call('document.validate', { document }),
 
-    'graph.parameters': async ({ document, graphPath }) =>
-      (await engine.call('document.parameters', { document, baseDir: baseDirFor(graphPath) })) as Result<'graph.parameters'>,
+    'graph.parameters': ({ document, graphPath }) => engine.call('document.parameters', { document, baseDir: baseDirFor(graphPath) }),
 
     'graph.open': async (params) => {
       if (params.source === 'content') {
@@ -361,16 +350,16 @@ export function createHostApi(options: HostApiOptions): HostApi {
     'run.start': async ({ document, outputs, inputs, graphPath }) => {
       const args = { document, outputs, inputs: workerInputs(inputs), baseDir: baseDirFor(graphPath) };
       const id = randomUUID();
-      await engine.call('run.start', { ...args, id, cancelFlag: engine.cancelFlag(id) });
-      return { id };
+      return engine.call('run.start', { ...args, id, cancelFlag: engine.cancelFlag(id) });
     },
     'run.cancel': async ({ id }) => {
       engine.raiseCancel(id);
       await engine.call('run.cancel', { id });
       return {};
     },
-    'compare.start': async ({ document, nodeId, candidates, inputs, images, graphPath, dataset }) =>
-      startJob('compare.start', {
+    'compare.start': ({ document, nodeId, candidates, inputs, images, graphPath, dataset }) =>
+      engine.call('compare.start', {
+        id: randomUUID(),
         document,
         nodeId,
         candidates,
@@ -394,8 +383,7 @@ export function createHostApi(options: HostApiOptions): HostApi {
       const id = randomUUID();
       const checkpointDir = files.dataPath('checkpoints', id);
       mkdirSync(checkpointDir, { recursive: true });
-      await engine.call('train.start', { document, config: checked, baseDir: options.templatesDir, checkpointDir, id });
-      return { id };
+      return engine.call('train.start', { document, config: checked, baseDir: options.templatesDir, checkpointDir, id });
     },
     'train.checkpoints': async () => {
       const root = checkpointsDir();
@@ -449,7 +437,7 @@ export function createHostApi(options: HostApiOptions): HostApi {
       } else {
         folder = files.dataPath('exports', FilePolicy.plainFileName(target.folderName, 'export folder name'));
       }
-      return startJob('export.start', { document, format, folder, baseDir: options.templatesDir });
+      return engine.call('export.start', { id: randomUUID(), document, format, folder, baseDir: options.templatesDir });
     },
   };
 

@@ -205,7 +205,7 @@ export const methods = {
     result: z.object({
       executionProvider: z.string(),
       availableProviders: z.array(z.string()),
-      /** Which engine parts the host could load; the UI disables what is missing. */
+      /** Engine parts by name (every build has them all; the UI enables its panels by them). */
       modules: z.record(z.string(), z.boolean()),
       /** Training recipes the trainer implements (empty without a trainer). */
       recipes: z.array(z.string()),

@@ -5,15 +5,10 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { HostEvent } from './contract.js';
-import type { WorkerMessage, WorkerOp, WorkerReply } from './worker-protocol.js';
+import { EngineFailure, type EngineLink, type JobArgs, type JobEvent, type JobName, type JobResult } from './engine-jobs.js';
+import type { WorkerMessage, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
-export class EngineFailure extends Error {
-  constructor(readonly code: 'not-available' | 'invalid-file' | 'failed' | 'not-found', message: string) {
-    super(message);
-    this.name = 'EngineFailure';
-  }
-}
+export { EngineFailure } from './engine-jobs.js';
 
 /**
  * The worker to start. From source (tsx), a small bootstrap registers tsx's loader inside the worker and then
@@ -34,11 +29,12 @@ function createWorker(): Worker {
   throw new EngineFailure('failed', `the engine worker is missing next to ${fileURLToPath(import.meta.url)}`);
 }
 
-export class EngineClient {
+/** The engine link over the worker thread. */
+export class EngineClient implements EngineLink {
   private worker: Worker | null = null;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  private readonly listeners = new Set<(event: HostEvent) => void>();
+  private readonly pending = new Map<number, { resolve: (v: JobResult<JobName>) => void; reject: (e: Error) => void }>();
+  private readonly listeners = new Set<(event: JobEvent) => void>();
   /**
    * Cancel flags in shared memory, by job id. ORT's session.run blocks the worker thread, so a cancel message
    * would wait until the job ends; the worker reads these flags between nodes and generation steps instead.
@@ -59,19 +55,21 @@ export class EngineClient {
     return flag !== undefined;
   }
 
-  onEvent(listener: (event: HostEvent) => void): () => void {
+  onEvent(listener: (event: JobEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
-  call(op: WorkerOp, args: unknown = {}): Promise<unknown> {
+  call<J extends JobName>(job: J, args: JobArgs<J>): Promise<JobResult<J>> {
     const worker = this.ensureWorker();
     const id = this.nextId++;
     // Keep the process alive while a request is in flight; an idle worker must not (tests, shutdown).
     if (this.pending.size === 0) worker.ref();
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, op, args });
+    return new Promise<JobResult<J>>((resolve, reject) => {
+      // The worker answers request `id` with job J's result (worker.ts runJob).
+      this.pending.set(id, { resolve: resolve as (v: JobResult<JobName>) => void, reject });
+      const request: WorkerRequest<J> = { id, job, args };
+      worker.postMessage(request);
     });
   }
 
