@@ -1,6 +1,6 @@
-// `--format hf` with adapters: a LoRA trained on BLIP-2's OPT decoder is folded into the exported weights with
-// `merge` (the re-imported OPT answers as the trained decoder with its adapter does), or written beside the
-// untouched base in PEFT format without it (the re-imported OPT answers as the decoder before training).
+// `--format hf` with adapters: a LoRA trained on BLIP-2's OPT decoder is folded into the exported
+// Blip2ForConditionalGeneration weights with `merge` (the re-imported decoder answers as the trained decoder with its
+// adapter does), or written beside the untouched base in PEFT format without it (it answers as before training).
 
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -58,16 +58,18 @@ describe('vlmc export --format hf with a trained LoRA', () => {
     expect(card).toMatch(/Recipe `llava-stage2` on dataset `shapes`, 2 of 2 steps, batch 2/);
     expect(card).toMatch(/Measured loss: first step \d/);
     expect(card).toMatch(/Frozen nodes: .*`vit`/);
-    const D = (JSON.parse(readFileSync(join(merged, 'config.json'), 'utf8')) as { hidden_size: number }).hidden_size;
+    const cfg = JSON.parse(readFileSync(join(merged, 'config.json'), 'utf8')) as { model_type: string; text_config: { hidden_size: number } };
+    expect(cfg.model_type).toBe('blip-2');
+    const D = cfg.text_config.hidden_size;
     const withAdapter = await logits(textPath(trained), out, D);
     const before = await logits(textPath(base), graphsDir, D);
     // The adapter trained: the decoder's answer moved (else the comparisons below could not tell merged from base).
     expect(relativeError(withAdapter, before).rel).toBeGreaterThan(1e-3);
-    expectClose(await logits(importHfFolder(merged).doc, merged, D), withAdapter, 1e-5, 'merged LoRA re-import');
+    expectClose(await logits(textPath(importHfFolder(merged).doc), merged, D), withAdapter, 1e-5, 'merged LoRA re-import');
 
     const beside = join(tmp, 'beside');
     const res2 = await exportHfFolder(trained, { baseDir: out, outDir: beside, executor });
     expect(res2.files.map((f) => f.path)).toEqual(expect.arrayContaining([`adapters/${llm.id}/adapter_config.json`, `adapters/${llm.id}/adapter_model.safetensors`]));
-    expectClose(await logits(importHfFolder(beside).doc, beside, D), before, 1e-6, 'base re-import (adapter beside)');
+    expectClose(await logits(textPath(importHfFolder(beside).doc), beside, D), before, 1e-6, 'base re-import (adapter beside)');
   }, 120_000);
 });

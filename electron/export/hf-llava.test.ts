@@ -9,33 +9,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Executor } from '../engine/executor.js';
 import type { GraphDocument } from '../engine/document.js';
 import { type Tensor, tensorFromNumbers } from '../onnx/ir.js';
-import { readSafetensorsHeader } from '../onnx/safetensors.js';
 import { loadGraph } from '../cli/graph-file.js';
 import { importHfFolder } from '../formats/hf/import.js';
 import { expectClose, fixtureDir, loadExpected, tokenRows } from '../formats/hf/fixtures.test-support.js';
 import { exportHfFolder } from './hf.js';
+import { expectSubset, readJsonFile, tensorsOf } from './hf-export.test-support.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'vlmc-hf-llava-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const json = (f: string) => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
-
-function tensorsOf(dir: string): Record<string, number[]> {
-  const out: Record<string, number[]> = {};
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.safetensors'))) for (const e of readSafetensorsHeader(join(dir, f)).entries) out[e.name] = e.shape;
-  return out;
-}
-
-/** Every key we write is one transformers wrote, with the same value. */
-function expectSubset(ours: Record<string, unknown>, ref: Record<string, unknown>, where: string): void {
-  for (const [k, v] of Object.entries(ours)) {
-    if (k === 'torch_dtype' || k === 'transformers_version' || (k === 'pad_token_id' && !Object.hasOwn(ref, k))) continue;
-    expect(Object.hasOwn(ref, k), `${where}: '${k}' is not a key transformers writes`).toBe(true);
-    const r = ref[k];
-    if (v && typeof v === 'object' && !Array.isArray(v) && r && typeof r === 'object') expectSubset(v as Record<string, unknown>, r as Record<string, unknown>, `${where}.${k}`);
-    else if (typeof v === 'number' && typeof r === 'number') expect(Math.abs(v - r), `${where}.${k}`).toBeLessThanOrEqual(1e-7 * Math.max(1, Math.abs(r)));
-    else expect(v, `${where}.${k}`).toEqual(r);
-  }
-}
+const json = readJsonFile;
 
 const withSteps = (d: GraphDocument, k: number): GraphDocument => ({ ...d, nodes: d.nodes.map((x) => (x.type === 'llm.decoder' ? { ...x, params: { ...x.params, max_new_tokens: k } } : x)) });
 

@@ -49,9 +49,10 @@ const UNEXPRESSED: Record<string, string> = {
   'projector.abstractor': "mPLUG-Owl's visual abstractor has no transformers class",
   'outproj.signal_tokens': "NExT-GPT's output projection to a generator has no transformers class",
   'generator.unet': 'a diffusion UNet is a diffusers model, not a transformers one',
-  'projector.qformer': 'the Q-Former belongs to Blip2ForConditionalGeneration / InstructBlipForConditionalGeneration, which this export does not write yet',
-  'encoder.eva_vit': 'the EVA ViT belongs to Blip2ForConditionalGeneration / InstructBlipForConditionalGeneration, which this export does not write yet',
-  'encoder.clip_vit': 'only a LLaVA-shaped graph (CLIP ViT → 2-layer MLP projector → <image> scatter) puts a CLIP tower into a transformers class here',
+  'projector.qformer': 'a Q-Former has a transformers class only in Blip2/InstructBlipForConditionalGeneration, where it feeds the language model itself (MiniGPT-4 puts a linear projector between them)',
+  'encoder.eva_vit': 'an EVA ViT has a transformers class only in Blip2/InstructBlipForConditionalGeneration, feeding a Q-Former that feeds the language model',
+  'projector.linear': "MiniGPT-4's linear projector after the Q-Former has no transformers class",
+  'encoder.clip_vit': 'a CLIP tower goes into a transformers class alone (CLIPModel / CLIPVisionModel) or in a LLaVA-shaped graph (CLIP ViT → 2-layer MLP projector → <image> scatter)',
 };
 
 /** Architectures whose graphs contain a language model are tried before the plain language models. */
@@ -101,6 +102,55 @@ class TokenizerFiles {
     const cfg = join(dirname(this.path), 'tokenizer_config.json');
     if (param !== 'builtin' && existsSync(cfg)) this.configPath = cfg;
   }
+
+  /**
+   * This tokenizer rewritten for the export: two ids traded everywhere tokenizer.json names ids (vocab, added tokens,
+   * post-processor), and/or the end-of-text token appended by the post-processor (what a text.labels node with
+   * append_eos does itself, and what transformers' processors expect the tokenizer to do).
+   */
+  edited(edit: { swap?: [number, number]; appendEos?: boolean }): TokenizerFiles {
+    if (!edit.swap && !edit.appendEos) return this;
+    if (this.configPath) throw new ExportError(`tokenizer '${this.path}': cannot be rewritten for the export when a tokenizer_config.json lists its added tokens by id`);
+    const raw = JSON.parse(readFileSync(this.path, 'utf8')) as Record<string, unknown>;
+    type Post = { type?: string; single?: unknown[]; pair?: unknown[]; special_tokens?: Record<string, { id: string; ids: number[]; tokens: string[] }> };
+    const post = (raw.post_processor ?? null) as Post | null;
+    if (post && post.type !== 'TemplateProcessing') throw new ExportError(`tokenizer '${this.path}': its ${String(post.type)} post-processor cannot be rewritten (Composer rewrites TemplateProcessing)`);
+    if (edit.swap) {
+      const [a, b] = edit.swap;
+      const swap = (id: number) => (id === a ? b : id === b ? a : id);
+      const vocab = (raw.model as Record<string, unknown> | undefined)?.vocab;
+      if (!vocab || typeof vocab !== 'object' || Array.isArray(vocab)) {
+        throw new ExportError(`tokenizer '${this.path}': ids ${a} and ${b} must be swapped, which Composer does for tokenizers whose model.vocab maps tokens to ids (WordLevel, BPE, WordPiece)`);
+      }
+      for (const [k, v] of Object.entries(vocab as Record<string, unknown>)) if (typeof v === 'number') (vocab as Record<string, number>)[k] = swap(v);
+      for (const t of (raw.added_tokens as Array<{ id: number }> | undefined) ?? []) t.id = swap(t.id);
+      for (const t of Object.values(post?.special_tokens ?? {})) t.ids = t.ids.map(swap);
+    }
+    const copy = Object.create(TokenizerFiles.prototype) as TokenizerFiles;
+    Object.assign(copy, { path: this.path, json: tokenizerJsonSchema.parse(raw) });
+    if (edit.appendEos) {
+      const eos = copy.specialStrings().eos;
+      const eosId = eos === undefined ? undefined : copy.idOf(eos);
+      if (eos === undefined || eosId === undefined) throw new ExportError(`tokenizer '${this.path}': has no end-of-text token to append`);
+      const mark = { SpecialToken: { id: eos, type_id: 0 } };
+      const seq = (id: 'A' | 'B', type: number) => ({ Sequence: { id, type_id: type } });
+      const p: Post = post ?? { type: 'TemplateProcessing', single: [seq('A', 0)], pair: [seq('A', 0), seq('B', 1)], special_tokens: {} };
+      const endsWithEos = (items: unknown[] | undefined) => JSON.stringify(items?.at(-1)) === JSON.stringify(mark);
+      if (!endsWithEos(p.single)) p.single = [...(p.single ?? [seq('A', 0)]), mark];
+      if (!endsWithEos(p.pair)) p.pair = [...(p.pair ?? [seq('A', 0), seq('B', 1)]), { SpecialToken: { id: eos, type_id: 1 } }];
+      p.special_tokens = { ...(p.special_tokens ?? {}), [eos]: { id: eos, ids: [eosId], tokens: [eos] } };
+      raw.post_processor = p;
+    }
+    Object.assign(copy, { json: tokenizerJsonSchema.parse(raw), text: `${JSON.stringify(raw, null, 2)}\n` });
+    return copy;
+  }
+
+  /** The tokenizer.json to ship: the file itself, or this object's rewritten copy. */
+  contents(): Buffer | string {
+    return this.text ?? readFileSync(this.path);
+  }
+
+  private readonly text?: string;
 
   idOf(content: string): number | undefined {
     const added = this.json.added_tokens.find((t) => t.content === content);
@@ -223,14 +273,16 @@ function preprocessorConfig(p: Record<string, unknown>, imageProcessorType: stri
     do_resize: true,
     size: crop ? { shortest_edge: typeof p.shortest_edge === 'number' ? p.shortest_edge : size } : { height: size, width: size },
     resample: resample[String(p.resample)] ?? 3,
-    do_center_crop: crop,
+    // Blip/SiglipImageProcessor have no centre crop; CLIPImageProcessor says whether it crops.
+    ...(crop || imageProcessorType === 'CLIPImageProcessor' ? { do_center_crop: crop } : {}),
     ...(crop ? { crop_size: { height: size, width: size } } : {}),
     do_rescale: true,
     rescale_factor: typeof p.rescale_factor === 'number' ? p.rescale_factor : 1 / 255,
     do_normalize: true,
     image_mean: mean,
     image_std: std,
-    do_convert_rgb: true,
+    // SiglipImageProcessor leaves do_convert_rgb unset (None) in the checkpoints it writes.
+    ...(imageProcessorType === 'SiglipImageProcessor' ? {} : { do_convert_rgb: true }),
   };
 }
 
@@ -284,6 +336,12 @@ export async function exportHfFolder(doc: GraphDocument, opts: HfExportOptions):
     };
     const src: HfExportSource = { doc, params: (id) => plainParams(plan0.params(id)), specialTokens: (t) => tokenizerFor(t).specialIds() };
     const { arch, plan } = planHfExport(src);
+    const writeTokenizer = (tok: TokenizerFiles, prefix: string, chatTemplate: string | undefined) => {
+      add(writeExportFile(dir, `${prefix}tokenizer.json`, tok.contents()));
+      add(writeExportFile(dir, `${prefix}tokenizer_config.json`, json(tok.config(chatTemplate))));
+      const stm = join(dirname(tok.path), 'special_tokens_map.json');
+      if (tok.configPath && existsSync(stm)) add(writeExportFile(dir, `${prefix}special_tokens_map.json`, readFileSync(stm)));
+    };
     notes.push(...plan.notes);
     const cls = Array.isArray(plan.config.architectures) ? String(plan.config.architectures[0]) : arch.id;
 
@@ -296,7 +354,8 @@ export async function exportHfFolder(doc: GraphDocument, opts: HfExportOptions):
       if (!node) throw new ExportError(`${arch.id}: the plan names node '${part.node}', which the graph does not have`);
       const merge = node.adapters.length > 0 && opts.merge === true;
       if (node.adapters.length > 0 && !merge) adapted.push(node.id);
-      const weights = await nodeExportWeights(executor, doc, opts.baseDir, node.id, { merge });
+      const built = await nodeExportWeights(executor, doc, opts.baseDir, node.id, { merge });
+      const weights = part.fuse ? part.fuse(built) : built;
       for (const [ours, t] of weights) {
         const hf = part.toHf(ours);
         if (hf === null) continue;
@@ -311,6 +370,10 @@ export async function exportHfFolder(doc: GraphDocument, opts: HfExportOptions):
         from.set(hf, `${node.id}:${ours}`);
       }
       if (merge) notes.push(`node '${node.id}': its LoRA is merged into the exported weights`);
+    }
+    for (const [name, t] of plan.extraTensors ?? []) {
+      if (tensors.has(name)) throw new ExportError(`${arch.id}: tensor '${name}' is written twice`);
+      tensors.set(name, castTensor(t, dtype, `tensor '${name}'`));
     }
     const covered = new Set(plan.parts.map((p) => p.node));
     for (const n of doc.nodes) {
@@ -344,11 +407,12 @@ export async function exportHfFolder(doc: GraphDocument, opts: HfExportOptions):
     if (plan.tokenizerNode) {
       const param = src.params(plan.tokenizerNode).tokenizer;
       if (typeof param !== 'string') throw new ExportError(`node '${plan.tokenizerNode}': has no tokenizer param`);
-      const tok = tokenizerFor(param);
-      add(writeExportFile(dir, 'tokenizer.json', readFileSync(tok.path)));
-      add(writeExportFile(dir, 'tokenizer_config.json', json(tok.config(plan.chatTemplate))));
-      const stm = join(dirname(tok.path), 'special_tokens_map.json');
-      if (tok.configPath && existsSync(stm)) add(writeExportFile(dir, 'special_tokens_map.json', readFileSync(stm)));
+      const tok = tokenizerFor(param).edited({ swap: plan.tokenIdSwap, appendEos: plan.tokenizerAppendsEos });
+      writeTokenizer(tok, '', plan.chatTemplate);
+    }
+    for (const sub of plan.subTokenizers ?? []) {
+      const param = src.params(sub.node).tokenizer;
+      writeTokenizer(tokenizerFor(typeof param === 'string' ? param : 'builtin'), `${sub.dir}/`, undefined);
     }
     if (plan.image) {
       add(writeExportFile(dir, 'preprocessor_config.json', json(preprocessorConfig(src.params(plan.image.node), plan.image.imageProcessorType, plan.image.processorClass))));
@@ -410,9 +474,9 @@ function modelCard(
     '## Load',
     '',
     '```python',
-    plan.image ? 'from transformers import AutoProcessor, AutoModelForImageTextToText' : 'from transformers import AutoTokenizer, AutoModelForCausalLM',
+    `from transformers import ${plan.image ? 'AutoProcessor' : 'AutoTokenizer'}, ${cls}`,
     plan.image ? 'processor = AutoProcessor.from_pretrained("PATH")' : 'tokenizer = AutoTokenizer.from_pretrained("PATH")',
-    `model = ${plan.image ? 'AutoModelForImageTextToText' : 'AutoModelForCausalLM'}.from_pretrained("PATH")`,
+    `model = ${cls}.from_pretrained("PATH")`,
     '```',
     '',
   ];

@@ -308,6 +308,12 @@ function evaDims(p: EvaParams): EvaDims {
   return withOverrides(EVA_PRESETS[p.preset], p);
 }
 
+/** Resolved encoder.eva_vit params (preset + overrides, defaults filled), for the Hugging Face export. */
+export function evaVitDimsOf(params: unknown): EvaParams & EvaDims {
+  const p = evaParams.parse(params);
+  return { ...p, ...evaDims(p) };
+}
+
 /** EVA attention: fused qkv without bias plus separate q_bias / v_bias (k bias is zero), or no bias at all. */
 function evaAttention(s: Scope, x: string, prefix: string, dim: number, heads: number, layerId: number, qkvBias: boolean): string {
   const { b } = s;
@@ -476,6 +482,12 @@ type ClipTextParams = z.infer<typeof clipTextParams>;
 
 function clipTextDims(p: ClipTextParams): ClipTextDims {
   return withOverrides(CLIP_TEXT_PRESETS[p.preset], p);
+}
+
+/** Resolved encoder.clip_text params (preset + overrides, defaults filled), for the Hugging Face export. */
+export function clipTextDimsOf(params: unknown): ClipTextParams & ClipTextDims {
+  const p = clipTextParams.parse(params);
+  return { ...p, ...clipTextDims(p) };
 }
 
 /** Position of the pooled token per batch row [B] (int64). */
@@ -867,6 +879,12 @@ function siglipVitDims(p: SiglipVitParams): SiglipVitDims {
   return withOverrides(SIGLIP_VIT_PRESETS[p.preset], p);
 }
 
+/** Resolved encoder.siglip_vit params (preset + overrides, defaults filled), for the Hugging Face export. */
+export function siglipVitDimsOf(params: unknown): SiglipVitParams & SiglipVitDims {
+  const p = siglipVitParams.parse(params);
+  return { ...p, ...siglipVitDims(p) };
+}
+
 /** Patches of the 'valid' (unpadded) patch convolution: pixels past the last whole patch are dropped (so400m/14 at 384 px → 27×27). */
 function siglipPatches(d: SiglipVitDims): number {
   return Math.floor(d.image_size / d.patch_size) ** 2;
@@ -1034,6 +1052,12 @@ type SiglipTextParams = z.infer<typeof siglipTextParams>;
 
 function siglipTextDims(p: SiglipTextParams): SiglipTextDims {
   return withOverrides(SIGLIP_TEXT_PRESETS[p.preset], p);
+}
+
+/** Resolved encoder.siglip_text params (preset + overrides, defaults filled), for the Hugging Face export. */
+export function siglipTextDimsOf(params: unknown): SiglipTextParams & SiglipTextDims {
+  const p = siglipTextParams.parse(params);
+  return { ...p, ...siglipTextDims(p) };
 }
 
 function buildSiglipText(p: SiglipTextParams, ctx: BuildContext): OnnxFragment {

@@ -261,6 +261,12 @@ function qformerDims(p: QFormerParams): QFormerDims {
   return withOverrides(QFORMER_PRESETS[p.preset], p);
 }
 
+/** Resolved projector.qformer params (preset + overrides, defaults filled), for the Hugging Face export. */
+export function qformerDimsOf(params: unknown): QFormerParams & QFormerDims {
+  const p = qformerParams.parse(params);
+  return { ...p, ...qformerDims(p) };
+}
+
 /** The text input ports a mask mode reads: InstructBLIP feeds the instruction as qformer_input_ids. */
 function textPorts(mode: MaskMode): { ids: string; mask: string; other: string } {
   return mode === 'instruct'

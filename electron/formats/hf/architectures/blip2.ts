@@ -16,11 +16,14 @@
 //   language_model.model.decoder.* (OPT) | language_model.model.* (LLaMA), language_model.lm_head → llm.decoder.
 
 import { join } from 'node:path';
+import { evaVitDimsOf } from '../../../nodes/encoders.js';
+import { qformerDimsOf } from '../../../nodes/projectors.js';
+import type { Tensor } from '../../../onnx/ir.js';
 import type { HfModelFolder } from '../folder.js';
-import { causalLmParams, causalLmParts, configEos, generationParams, textGenerationNodes } from './causal-lm.js';
+import { causalLmParams, causalLmParts, causalLmTypeOf, configEos, generationParams, graphLm, lmExportConfig, lmExportParts, textGenerationNodes } from './causal-lm.js';
 import { ArchitectureError, ConfigReader, folderDisplayName, renamedWeights, rowsOf } from './mapping.js';
 import { BLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, vitParams } from './towers.js';
-import type { HfArchitecture, HfPart, ImportedGraph, ImportedNode, MappedWeight } from './types.js';
+import type { HfArchitecture, HfExportPlan, HfExportSource, HfPart, ImportedGraph, ImportedNode, MappedWeight } from './types.js';
 
 type Flavour = 'blip2' | 'instructblip';
 
@@ -222,8 +225,149 @@ function blipArchitecture(flavour: Flavour): HfArchitecture {
       embed: lm.embed,
     },
     toGraph: (folder, ctx) => blipGraph(folder, ctx, flavour),
+    fromGraph: (src) => blipFromGraph(src, flavour),
   };
 }
 
 export const blip2 = blipArchitecture('blip2');
 export const instructblip = blipArchitecture('instructblip');
+
+// ---------------------------------------------------------------------------------------------------------------
+// The export direction: image → encoder.eva_vit → projector.qformer → prefix merge → decoder, the Q-Former feeding
+// the merge itself (MiniGPT-4's extra linear has no place in these classes). A Q-Former that reads the instruction
+// is InstructBLIP.
+
+/** encoder.eva_vit weight (after fuseEvaBias) → the Blip2VisionModel tensor: the inverse of visionTensor. */
+function visionHfName(ours: string): string {
+  if (ours === 'cls_token') return `${V}embeddings.class_embedding`;
+  if (ours === 'pos_embed') return `${V}embeddings.position_embedding`;
+  if (ours.startsWith('patch_embed.proj.')) return `${V}embeddings.patch_embedding.${ours.slice('patch_embed.proj.'.length)}`;
+  if (ours.startsWith('ln_vision.')) return `${V}post_layernorm.${ours.slice('ln_vision.'.length)}`;
+  const m = /^blocks\.(\d+)\.(.+)$/.exec(ours);
+  if (!m) throw new ArchitectureError(`BLIP-2 vision tower: weight '${ours}' has no Hugging Face name`);
+  const rest = m[2]
+    .replace(/^norm1\./, 'layer_norm1.')
+    .replace(/^norm2\./, 'layer_norm2.')
+    .replace(/^attn\.qkv\./, 'self_attn.qkv.')
+    .replace(/^attn\.proj\./, 'self_attn.projection.');
+  return `${V}encoder.layers.${m[1]}.${rest}`;
+}
+
+/** EVA's q_bias and v_bias → one qkv bias [q_bias, 0, v_bias], the form transformers saves (see visionTensor). */
+function fuseEvaBias(weights: Map<string, Tensor>): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [name, t] of weights) {
+    const m = /^(blocks\.\d+\.attn)\.(q_bias|v_bias)$/.exec(name);
+    if (!m) {
+      out.set(name, t);
+      continue;
+    }
+    if (m[2] === 'v_bias') continue;
+    const v = weights.get(`${m[1]}.v_bias`);
+    if (!v) throw new ArchitectureError(`BLIP-2 vision tower: '${name}' has no '${m[1]}.v_bias' beside it`);
+    const d = t.dims[0];
+    const fused = new Float32Array(3 * d);
+    fused.set(t.data as Float32Array, 0);
+    fused.set(v.data as Float32Array, 2 * d);
+    out.set(`${m[1]}.qkv.bias`, { dtype: 'float32', dims: [3 * d], data: fused });
+  }
+  return out;
+}
+
+function blipFromGraph(src: HfExportSource, flavour: Flavour): HfExportPlan | undefined {
+  const lm = graphLm(src);
+  if (!lm) return undefined;
+  const byId = (id: string) => src.doc.nodes.find((n) => n.id === id);
+  const feeding = (id: string, port: string) => byId(src.doc.edges.find((e) => e.to.node === id && e.to.port === port)?.from.node ?? '');
+  const merge = feeding(lm.decoder.id, 'inputs_embeds');
+  if (merge?.type !== 'llm.merge_image_text') return undefined;
+  const qformer = feeding(merge.id, 'image_features');
+  if (qformer?.type !== 'projector.qformer') return undefined;
+  const vit = feeding(qformer.id, 'vision_features');
+  if (vit?.type !== 'encoder.eva_vit') return undefined;
+  const instruct = src.doc.edges.some((e) => e.to.node === qformer.id && e.to.port === 'qformer_input_ids');
+  if (instruct !== (flavour === 'instructblip')) return undefined;
+  const image = feeding(vit.id, 'pixel_values');
+  const cls = flavour === 'blip2' ? 'Blip2ForConditionalGeneration' : 'InstructBlipForConditionalGeneration';
+
+  const m = src.params(merge.id);
+  if (m.mode !== 'prefix') throw new ArchitectureError(`node '${merge.id}': ${cls} puts the query outputs before the prompt (mode 'prefix'); '${String(m.mode)}' has no form there`);
+  const v = evaVitDimsOf(src.params(vit.id));
+  if (!(v.feature_layer === -1 || v.feature_layer === v.num_layers) || v.select !== 'cls_patch') {
+    throw new ArchitectureError(`node '${vit.id}': ${cls}'s Q-Former reads the last layer with its CLS token (feature_layer -1, select 'cls_patch'); this tower gives feature_layer ${v.feature_layer}, select '${v.select}'`);
+  }
+  const q = qformerDimsOf(src.params(qformer.id));
+  if (flavour === 'instructblip' && q.mask_mode !== 'instruct') throw new ArchitectureError(`node '${qformer.id}': reads the instruction, so its mask_mode must be 'instruct' (InstructBLIP), not '${q.mask_mode}'`);
+  const modelType = causalLmTypeOf(lm.config, lm.hint);
+  if (modelType === 'gpt2') throw new ArchitectureError(`node '${lm.decoder.id}': ${cls} takes an OPT or LLaMA-family language model, not GPT-2`);
+  const { config: text, generation } = lmExportConfig(src, lm, modelType);
+  const prefix = flavour === 'blip2' ? 'blip_2' : 'instructblip';
+
+  const vision = {
+    model_type: `${prefix}_vision_model`,
+    hidden_size: v.hidden_size,
+    intermediate_size: v.intermediate_size,
+    num_hidden_layers: v.num_layers,
+    num_attention_heads: v.num_heads,
+    image_size: v.image_size,
+    patch_size: v.patch_size,
+    hidden_act: v.act,
+    layer_norm_eps: v.eps,
+    qkv_bias: v.qkv_bias,
+  };
+  const qformerConfig = {
+    model_type: `${prefix}_qformer`,
+    vocab_size: q.vocab_size,
+    hidden_size: q.hidden_size,
+    num_hidden_layers: q.num_layers,
+    num_attention_heads: q.num_heads,
+    intermediate_size: q.intermediate_size,
+    hidden_act: q.act,
+    max_position_embeddings: q.max_positions,
+    layer_norm_eps: q.eps,
+    position_embedding_type: 'absolute',
+    cross_attention_frequency: q.cross_attention_frequency,
+    encoder_hidden_size: v.hidden_size,
+    ...(flavour === 'blip2' ? { use_qformer_text_input: false } : {}),
+  };
+  // A BLIP-2 Q-Former trained with its text branch (blip2-stage1) keeps weights Blip2QFormerModel has no place for.
+  const qformerHf = (ours: string): string | null => {
+    const hf = qformerTensor(ours, flavour);
+    if (flavour === 'blip2' && (hf.startsWith('qformer.embeddings.') || TEXT_FFN.test(hf))) return null;
+    return hf;
+  };
+  const layout = lm.config.flavour === 'opt' ? LM_LAYOUTS[0] : LM_LAYOUTS[1];
+  const qformerTokenize = instruct ? feeding(qformer.id, 'qformer_input_ids') : undefined;
+  return {
+    config: {
+      architectures: [cls],
+      model_type: flavour === 'blip2' ? 'blip-2' : 'instructblip',
+      num_query_tokens: q.num_query_tokens,
+      use_decoder_only_language_model: true,
+      tie_word_embeddings: lm.config.tieWordEmbeddings,
+      vision_config: vision,
+      qformer_config: qformerConfig,
+      text_config: text,
+    },
+    generation,
+    parts: [
+      { node: vit.id, part: 'vision', toHf: visionHfName, fuse: fuseEvaBias },
+      { node: qformer.id, part: 'qformer', toHf: qformerHf },
+      ...lmExportParts(lm, layout),
+    ],
+    tokenizerNode: lm.tokenizerNode,
+    chatTemplate: lm.chatTemplate,
+    ...(qformerTokenize ? { subTokenizers: [{ node: qformerTokenize.id, dir: 'qformer_tokenizer' }] } : {}),
+    ...(image
+      ? {
+          image: {
+            node: image.id,
+            imageProcessorType: 'BlipImageProcessor',
+            processorClass: flavour === 'blip2' ? 'Blip2Processor' : 'InstructBlipProcessor',
+            processor: { num_query_tokens: null, processor_class: flavour === 'blip2' ? 'Blip2Processor' : 'InstructBlipProcessor' },
+          },
+        }
+      : {}),
+    notes: flavour === 'blip2' ? ["transformers' processor takes the prompt as typed: write it in BLIP-2's form (\"Question: … Answer:\"), as this graph's prompt node did"] : [],
+  };
+}

@@ -9,10 +9,12 @@
 // whose text eos_token_id is 2, else at the first eos_token_id.
 
 import { join } from 'node:path';
+import { clipTextDimsOf, clipVitDimsOf } from '../../../nodes/encoders.js';
+import type { Tensor } from '../../../onnx/ir.js';
 import type { HfModelFolder } from '../folder.js';
 import { ArchitectureError, ConfigReader, configClass, folderDisplayName, renamedWeights } from './mapping.js';
-import { CLIP_PROCESSOR, featuresNode, headsDividing, hfActivation, imageInputParams, logitScaleOf, visionTowerGraph, vitParams, zeroShotGraph } from './towers.js';
-import type { HfArchitecture, HfPart, ImportedGraph, ImportedNode } from './types.js';
+import { CLIP_PROCESSOR, featuresNode, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarOf, towerNodes, visionTowerGraph, vitParams, zeroShotGraph } from './towers.js';
+import type { HfArchitecture, HfExportPart, HfExportPlan, HfExportSource, HfPart, ImportedGraph, ImportedNode } from './types.js';
 
 export { imageInputParams } from './towers.js';
 
@@ -122,6 +124,7 @@ export const clip: HfArchitecture = {
   classes: ['CLIPModel', 'CLIPVisionModel', 'CLIPVisionModelWithProjection', 'CLIPTextModel', 'CLIPTextModelWithProjection'],
   modelTypes: ['clip', 'clip_vision_model', 'clip_text_model'],
   parts: { vision: visionPart, text: textPart },
+  fromGraph: clipFromGraph,
   toGraph(folder, ctx) {
     const c = new ConfigReader(folder.config);
     const cls = clipClassOf(folder);
@@ -160,3 +163,174 @@ export const clip: HfArchitecture = {
     });
   },
 };
+
+// ---------------------------------------------------------------------------------------------------------------
+// The export direction: a zero-shot graph (image → encoder.clip_vit → head.zero_shot ← encoder.clip_text ← labels)
+// → CLIPModel; a vision or text tower alone → CLIP{Vision,Text}Model[WithProjection]. Our weight names are
+// transformers' own, so the mapping is the identity.
+
+/** transformers' CLIPConfig.logit_scale_init_value (log(1/0.07)), written as the class writes it. */
+const LOGIT_SCALE_INIT = 2.6592;
+
+/** A CLIP vision tower's params → its CLIPVisionConfig (the inverse of clipVisionTowerParams). */
+export function clipVisionConfig(params: Record<string, unknown>): Record<string, unknown> {
+  const d = clipVitDimsOf(params);
+  return {
+    model_type: 'clip_vision_model',
+    hidden_size: d.hidden_size,
+    image_size: d.image_size,
+    patch_size: d.patch_size,
+    intermediate_size: d.intermediate_size,
+    num_attention_heads: d.num_heads,
+    num_hidden_layers: d.num_layers,
+    num_channels: 3,
+    hidden_act: d.act,
+    layer_norm_eps: d.eps,
+    projection_dim: d.projection_dim,
+  };
+}
+
+/**
+ * transformers pools CLIP's text tower at argmax(input_ids) when text_config.eos_token_id is 2 (legacy configs), so a
+ * tower that pools at the first id-2 token (the built-in tokenizer's '</s>') has no faithful config. The export then
+ * gives '</s>' the last id of the vocabulary instead (the swap of two rows of the token embedding and two ids of
+ * tokenizer.json, consistent on both sides): the exported model reads the same text the same way.
+ */
+function eosSwapFor(textParams: ReturnType<typeof clipTextDimsOf>): [number, number] | undefined {
+  if (textParams.pooling !== 'eos_id' || textParams.eos_token_id !== 2) return undefined;
+  return [2, textParams.vocab_size - 1];
+}
+
+function swapRows(t: Tensor, [a, b]: [number, number], what: string): Tensor {
+  const [rows, width] = t.dims;
+  if (t.dtype !== 'float32' || t.dims.length !== 2 || a >= rows || b >= rows) throw new ArchitectureError(`${what}: cannot swap rows ${a} and ${b} of a ${t.dtype} [${t.dims.join(',')}] tensor`);
+  const data = Float32Array.from(t.data as Float32Array);
+  data.set((t.data as Float32Array).subarray(b * width, (b + 1) * width), a * width);
+  data.set((t.data as Float32Array).subarray(a * width, (a + 1) * width), b * width);
+  return { dtype: 'float32', dims: [...t.dims], data };
+}
+
+/** A CLIP text tower's params → its CLIPTextConfig, with the pooling rule transformers applies to its eos_token_id. */
+function clipTextConfig(params: Record<string, unknown>, node: string, special: { bos?: number; eos?: number; pad?: number }, swap: [number, number] | undefined): Record<string, unknown> {
+  const d = clipTextDimsOf(params);
+  const mapId = (id: number | undefined) => (id === undefined || !swap ? id : id === swap[0] ? swap[1] : id === swap[1] ? swap[0] : id);
+  let eos: number;
+  if (d.pooling === 'argmax') eos = 2; // transformers' legacy rule: argmax(input_ids) when eos_token_id is 2
+  else if (d.pooling === 'eos_id') eos = mapId(d.eos_token_id)!;
+  else throw new ArchitectureError(`node '${node}': pooling 'last' has no CLIPTextConfig form (transformers pools at the eos token, or at argmax(input_ids) for legacy configs)`);
+  const bos = mapId(special.bos);
+  const pad = mapId(special.pad);
+  return {
+    model_type: 'clip_text_model',
+    vocab_size: d.vocab_size,
+    hidden_size: d.hidden_size,
+    intermediate_size: d.intermediate_size,
+    num_hidden_layers: d.num_layers,
+    num_attention_heads: d.num_heads,
+    max_position_embeddings: d.max_positions,
+    hidden_act: d.act,
+    layer_norm_eps: d.eps,
+    projection_dim: d.projection_dim,
+    ...(bos !== undefined ? { bos_token_id: bos } : {}),
+    eos_token_id: eos,
+    ...(pad !== undefined ? { pad_token_id: pad } : {}),
+  };
+}
+
+function clipFromGraph(src: HfExportSource): HfExportPlan | undefined {
+  const towers = towerNodes(src, 'encoder.clip_vit', 'encoder.clip_text');
+  if (!towers) return undefined;
+  const { vision, text, head, image, labels } = towers;
+  const parts: HfExportPart[] = [];
+  const notes: string[] = [];
+  const config: Record<string, unknown> = {};
+  let tokenizerNode: string | undefined;
+  let tokenIdSwap: [number, number] | undefined;
+  let appendsEos = false;
+  const identity = (prefixes: string[]) => (ours: string) => (prefixes.some((p) => ours.startsWith(p)) ? ours : null);
+
+  let textCfg: Record<string, unknown> | undefined;
+  if (text) {
+    if (!labels) throw new ArchitectureError(`node '${text.id}': the CLIP text tower needs the tokenizer of a text.labels or text.tokenize node feeding it`);
+    const p = src.params(text.id);
+    const tokenizer = typeof src.params(labels.id).tokenizer === 'string' ? String(src.params(labels.id).tokenizer) : 'builtin';
+    tokenIdSwap = eosSwapFor(clipTextDimsOf(p));
+    textCfg = clipTextConfig(p, text.id, src.specialTokens(tokenizer), tokenIdSwap);
+    tokenizerNode = labels.id;
+    appendsEos = labels.type === 'text.labels' && src.params(labels.id).append_eos === true;
+    if (appendsEos) notes.push(`node '${labels.id}' appends the end-of-text token itself; the exported tokenizer.json's post-processor does it, as CLIP's tokenizer does`);
+    const swap = tokenIdSwap;
+    parts.push({
+      node: text.id,
+      part: 'text',
+      toHf: identity(['text_model.', 'text_projection.']),
+      ...(swap
+        ? {
+            fuse: (w: Map<string, Tensor>) => {
+              const name = 'text_model.embeddings.token_embedding.weight';
+              const t = w.get(name);
+              if (!t) throw new ArchitectureError(`node '${text.id}': has no weight '${name}'`);
+              return new Map(w).set(name, swapRows(t, swap, `node '${text.id}' weight '${name}'`));
+            },
+          }
+        : {}),
+    });
+    if (swap) notes.push(`the text tower pools at '</s>' (id ${swap[0]}), which transformers would read as its legacy argmax rule; the export gives '</s>' id ${swap[1]} instead (token embedding rows and tokenizer.json ids ${swap[0]} ↔ ${swap[1]} swapped)`);
+  }
+  let visionCfg: Record<string, unknown> | undefined;
+  if (vision) {
+    visionCfg = clipVisionConfig(src.params(vision.id));
+    parts.push({ node: vision.id, part: 'vision', toHf: identity(['vision_model.', 'visual_projection.']) });
+  }
+
+  let cls: string;
+  if (visionCfg && textCfg) {
+    cls = 'CLIPModel';
+    if (visionCfg.projection_dim !== textCfg.projection_dim) {
+      throw new ArchitectureError(`nodes '${vision!.id}' and '${text!.id}': projection_dim ${String(visionCfg.projection_dim)} and ${String(textCfg.projection_dim)} differ; CLIPModel has one projection_dim`);
+    }
+    if (src.params(vision!.id).projection === false || src.params(text!.id).projection === false) throw new ArchitectureError(`CLIPModel needs both towers' projections (projection: true on '${vision!.id}' and '${text!.id}')`);
+    let logitScale = Math.exp(LOGIT_SCALE_INIT);
+    if (head) {
+      const h = src.params(head.id);
+      if (h.activation !== 'softmax' || h.logit_bias !== 0) throw new ArchitectureError(`node '${head.id}': CLIPModel scores with a softmax and no bias; this head is ${String(h.activation)} with logit_bias ${String(h.logit_bias)} (that is SigLIP)`);
+      logitScale = Number(h.logit_scale);
+    } else notes.push(`the graph has no zero-shot head: logit_scale is CLIP's initial value ${LOGIT_SCALE_INIT}`);
+    Object.assign(config, { projection_dim: visionCfg.projection_dim, logit_scale_init_value: LOGIT_SCALE_INIT, text_config: textCfg, vision_config: visionCfg });
+    return plan(cls, config, parts, { logit_scale: scalarOf(Math.log(logitScale), []) }, notes, tokenizerNode, image?.id, { swap: tokenIdSwap, appendsEos });
+  }
+  if (visionCfg) {
+    cls = src.params(vision!.id).projection === false ? 'CLIPVisionModel' : 'CLIPVisionModelWithProjection';
+    const { projection_dim: projectionDim, ...rest } = visionCfg;
+    Object.assign(config, rest, cls === 'CLIPVisionModelWithProjection' ? { projection_dim: projectionDim } : {});
+  } else {
+    cls = src.params(text!.id).projection === false ? 'CLIPTextModel' : 'CLIPTextModelWithProjection';
+    const { projection_dim: projectionDim, ...rest } = textCfg!;
+    Object.assign(config, rest, cls === 'CLIPTextModelWithProjection' ? { projection_dim: projectionDim } : {});
+  }
+  return plan(cls, config, parts, {}, notes, tokenizerNode, image?.id, { swap: tokenIdSwap, appendsEos });
+}
+
+function plan(
+  cls: string,
+  config: Record<string, unknown>,
+  parts: HfExportPart[],
+  extra: Record<string, Tensor>,
+  notes: string[],
+  tokenizerNode: string | undefined,
+  imageNode: string | undefined,
+  tokenizer: { swap?: [number, number]; appendsEos: boolean },
+): HfExportPlan {
+  const modelType = cls === 'CLIPModel' ? 'clip' : String(config.model_type);
+  const withImage = cls !== 'CLIPTextModel' && cls !== 'CLIPTextModelWithProjection';
+  return {
+    config: { architectures: [cls], ...config, model_type: modelType },
+    parts,
+    extraTensors: new Map(Object.entries(extra)),
+    ...(tokenizerNode ? { tokenizerNode } : {}),
+    ...(tokenizer.swap ? { tokenIdSwap: tokenizer.swap } : {}),
+    ...(tokenizer.appendsEos ? { tokenizerAppendsEos: true } : {}),
+    ...(withImage && imageNode ? { image: { node: imageNode, imageProcessorType: 'CLIPImageProcessor', processorClass: cls === 'CLIPModel' ? 'CLIPProcessor' : undefined } } : {}),
+    notes,
+  };
+}

@@ -6,11 +6,10 @@
 //   newer    model.vision_tower.vision_model.*, model.multi_modal_projector.*, model.language_model.*, lm_head.weight
 
 import type { HfModelFolder } from '../folder.js';
-import { clipVitDimsOf } from '../../../nodes/encoders.js';
 import { causalLmParams, causalLmParts, causalLmTypeOf, configEos, generationParams, graphLm, lmExportConfig, lmExportParts, textGenerationNodes, upstreamOf } from './causal-lm.js';
 import { ArchitectureError, ConfigReader, folderDisplayName, renamedWeights } from './mapping.js';
 import type { HfArchitecture, HfExportPlan, HfExportSource, HfPart, ImportedNode } from './types.js';
-import { clipVisionTowerParams, imageInputParams } from './clip.js';
+import { clipVisionConfig, clipVisionTowerParams, imageInputParams } from './clip.js';
 
 /** Where each part's tensors live in one naming generation. */
 interface LlavaLayout {
@@ -132,24 +131,6 @@ export const llava: HfArchitecture = {
 // ---------------------------------------------------------------------------------------------------------------
 // The export direction: image → encoder.clip_vit → projector.mlp (2 linears) → scatter merge → decoder, written in
 // the classic names (LAYOUTS[0]), which every transformers version since LLaVA's first loads.
-
-/** A CLIP vision tower's params → its vision_config (the inverse of clipVisionTowerParams). */
-function clipVisionConfig(params: Record<string, unknown>): Record<string, unknown> {
-  const d = clipVitDimsOf(params);
-  return {
-    model_type: 'clip_vision_model',
-    hidden_size: d.hidden_size,
-    image_size: d.image_size,
-    patch_size: d.patch_size,
-    intermediate_size: d.intermediate_size,
-    num_attention_heads: d.num_heads,
-    num_hidden_layers: d.num_layers,
-    num_channels: 3,
-    hidden_act: d.act,
-    layer_norm_eps: d.eps,
-    projection_dim: d.projection_dim,
-  };
-}
 
 function llavaFromGraph(src: HfExportSource): HfExportPlan | undefined {
   const lm = graphLm(src);

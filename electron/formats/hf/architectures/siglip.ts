@@ -6,11 +6,12 @@
 // exp(logit_scale)·cos + logit_bias). The SigLIP processor pads the labels to max_length (64) and passes no attention
 // mask; the text tower pools at the last position.
 
+import { siglipTextDimsOf, siglipVitDimsOf } from '../../../nodes/encoders.js';
 import type { HfModelFolder } from '../folder.js';
 import { ArchitectureError, ConfigReader, configClass, renamedWeights } from './mapping.js';
 import { subConfig } from './clip.js';
-import { SIGLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarTensor, visionTowerGraph, vitParams, zeroShotGraph } from './towers.js';
-import type { HfArchitecture, HfPart } from './types.js';
+import { SIGLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarOf, scalarTensor, towerNodes, visionTowerGraph, vitParams, zeroShotGraph } from './towers.js';
+import type { HfArchitecture, HfExportPart, HfExportPlan, HfExportSource, HfPart } from './types.js';
 
 export interface SiglipVisionTower {
   params: Record<string, unknown>;
@@ -69,6 +70,7 @@ export const siglip: HfArchitecture = {
   classes: ['SiglipModel', 'SiglipVisionModel'],
   modelTypes: ['siglip', 'siglip_vision_model'],
   parts: { vision: visionPart, text: textPart },
+  fromGraph: siglipFromGraph,
   toGraph(folder, ctx) {
     const c = new ConfigReader(folder.config);
     if (siglipClassOf(folder) === 'SiglipVisionModel') {
@@ -100,3 +102,88 @@ export const siglip: HfArchitecture = {
     });
   },
 };
+
+// ---------------------------------------------------------------------------------------------------------------
+// The export direction: a zero-shot graph with a sigmoid head → SiglipModel; a vision tower alone → SiglipVisionModel.
+
+/** Our tanh GELU is the formula SigLIP's configs name gelu_pytorch_tanh. */
+const siglipAct = (act: string) => (act === 'gelu_new' ? 'gelu_pytorch_tanh' : act);
+
+function siglipVisionConfig(params: Record<string, unknown>): Record<string, unknown> {
+  const d = siglipVitDimsOf(params);
+  return {
+    model_type: 'siglip_vision_model',
+    hidden_size: d.hidden_size,
+    image_size: d.image_size,
+    patch_size: d.patch_size,
+    intermediate_size: d.intermediate_size,
+    num_attention_heads: d.num_heads,
+    num_hidden_layers: d.num_layers,
+    num_channels: 3,
+    hidden_act: siglipAct(d.act),
+    layer_norm_eps: d.eps,
+    vision_use_head: d.use_head,
+  };
+}
+
+function siglipTextConfig(params: Record<string, unknown>, special: { bos?: number; eos?: number; pad?: number }): Record<string, unknown> {
+  const d = siglipTextDimsOf(params);
+  return {
+    model_type: 'siglip_text_model',
+    vocab_size: d.vocab_size,
+    hidden_size: d.hidden_size,
+    intermediate_size: d.intermediate_size,
+    num_hidden_layers: d.num_layers,
+    num_attention_heads: d.num_heads,
+    max_position_embeddings: d.max_positions,
+    hidden_act: siglipAct(d.act),
+    layer_norm_eps: d.eps,
+    projection_size: d.projection_size,
+    ...(special.eos !== undefined ? { eos_token_id: special.eos } : {}),
+    ...(special.pad !== undefined ? { pad_token_id: special.pad } : {}),
+  };
+}
+
+function siglipFromGraph(src: HfExportSource): HfExportPlan | undefined {
+  const towers = towerNodes(src, 'encoder.siglip_vit', 'encoder.siglip_text');
+  if (!towers) return undefined;
+  const { vision, text, head, image, labels } = towers;
+  const same = (ours: string) => ours;
+  if (vision && !text) {
+    return {
+      config: { architectures: ['SiglipVisionModel'], ...siglipVisionConfig(src.params(vision.id)) },
+      parts: [{ node: vision.id, part: 'vision', toHf: same }],
+      ...(image ? { image: { node: image.id, imageProcessorType: 'SiglipImageProcessor' } } : {}),
+      notes: [],
+    };
+  }
+  if (!vision || !text) throw new ArchitectureError(`node '${text!.id}': a SigLIP text tower alone has no transformers class Composer writes (SiglipTextModel is not exported); add the vision tower and a zero-shot head`);
+  if (!labels) throw new ArchitectureError(`node '${text.id}': the SigLIP text tower needs the tokenizer of a text.labels or text.tokenize node feeding it`);
+  const vp = src.params(vision.id);
+  if (vp.use_head === false) throw new ArchitectureError(`node '${vision.id}': a SiglipModel needs the vision pooling head (use_head: true) for its image embedding`);
+  const tokenizer = typeof src.params(labels.id).tokenizer === 'string' ? String(src.params(labels.id).tokenizer) : 'builtin';
+  let scale = 1;
+  let bias = 0;
+  if (head) {
+    const h = src.params(head.id);
+    if (h.activation !== 'sigmoid') throw new ArchitectureError(`node '${head.id}': SiglipModel scores each label with a sigmoid; this head uses ${String(h.activation)} (that is CLIP)`);
+    scale = Number(h.logit_scale);
+    bias = Number(h.logit_bias);
+  }
+  const parts: HfExportPart[] = [
+    { node: vision.id, part: 'vision', toHf: same },
+    { node: text.id, part: 'text', toHf: same },
+  ];
+  return {
+    config: { architectures: ['SiglipModel'], model_type: 'siglip', text_config: siglipTextConfig(src.params(text.id), src.specialTokens(tokenizer)), vision_config: siglipVisionConfig(vp) },
+    parts,
+    extraTensors: new Map([
+      ['logit_scale', scalarOf(Math.log(scale), [1])],
+      ['logit_bias', scalarOf(bias, [1])],
+    ]),
+    tokenizerNode: labels.id,
+    ...(labels.type === 'text.labels' && src.params(labels.id).append_eos === true ? { tokenizerAppendsEos: true } : {}),
+    ...(image ? { image: { node: image.id, imageProcessorType: 'SiglipImageProcessor', processorClass: 'SiglipProcessor' } } : {}),
+    notes: head ? [] : ['the graph has no zero-shot head: logit_scale 0 and logit_bias 0 are written (SiglipModel initialises them from log(10) and -10)'],
+  };
+}

@@ -3,14 +3,15 @@
 // parameter read at import (logit_scale), and the zero-shot classification nodes.
 
 import { join } from 'node:path';
-import type { DocEdge } from '../../../engine/document.js';
+import type { DocEdge, DocNode } from '../../../engine/document.js';
 import type { Activation } from '../../../nodes/blocks.js';
 import { CLIP_MEAN, CLIP_STD } from '../../../engine/image.js';
 import type { ResampleName } from '../../../nodes/io.js';
 import { type PreprocessorConfig, resolveImageSize } from '../configs.js';
 import type { HfModelFolder } from '../folder.js';
 import { ArchitectureError, type ConfigReader, folderDisplayName } from './mapping.js';
-import type { ImportedGraph, ImportedNode } from './types.js';
+import type { Tensor } from '../../../onnx/ir.js';
+import type { HfExportSource, ImportedGraph, ImportedNode } from './types.js';
 
 /** transformers' ACT2FN names Composer computes, onto our activations (the tanh GELUs are one formula). */
 const ACTIVATIONS_OF: Record<string, Activation> = {
@@ -104,7 +105,7 @@ function preprocessorError(field: string, why: string): ArchitectureError {
  * naming the field.
  */
 export function imageInputParams(
-  folder: HfModelFolder,
+  folder: Pick<HfModelFolder, 'preprocessorConfig'>,
   imageSize: number,
   defaults: ImageProcessorDefaults = CLIP_PROCESSOR,
 ): Record<string, unknown> {
@@ -269,4 +270,29 @@ export function visionTowerGraph(
     groups: [{ id: 'vision', title: `${o.title} — imported from ${folderDisplayName(folder.dir)}`, nodeIds: ['image', 'vit'] }],
     notes: [`${o.note}the Tensor output shows its ${o.port}; connect vision_features to a projector to build a VLM, or save every output with 'vlmc run --save-outputs'`],
   };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The export direction, shared by the dual encoders (CLIP, SigLIP): which tower nodes a graph has.
+
+/** One encoder node of a type, or undefined when the graph has none; two of one type is not a tower graph. */
+export function onlyNodeOf(src: HfExportSource, type: string): DocNode | undefined {
+  const found = src.doc.nodes.filter((n) => n.type === type);
+  if (found.length > 1) throw new ArchitectureError(`the graph has ${found.length} ${type} nodes (${found.map((n) => `'${n.id}'`).join(', ')}); a transformers model has one`);
+  return found[0];
+}
+
+/** The towers a dual-encoder graph has, or undefined when it is some other model (it has a language model). */
+export function towerNodes(src: HfExportSource, visionType: string, textType: string): { vision?: DocNode; text?: DocNode; head?: DocNode; image?: DocNode; labels?: DocNode } | undefined {
+  if (src.doc.nodes.some((n) => n.type === 'llm.decoder' || n.type === 'projector.qformer')) return undefined;
+  const vision = onlyNodeOf(src, visionType);
+  const text = onlyNodeOf(src, textType);
+  if (!vision && !text) return undefined;
+  const byType = (type: string) => src.doc.nodes.find((n) => n.type === type);
+  return { vision, text, head: byType('head.zero_shot'), image: byType('io.image'), labels: src.doc.nodes.find((n) => n.type === 'text.labels' || n.type === 'text.tokenize') };
+}
+
+/** A one-element float32 tensor for the export: CLIP's logit_scale is 0-d, SigLIP's logit_scale and logit_bias [1]. */
+export function scalarOf(value: number, dims: [] | [1]): Tensor {
+  return { dtype: 'float32', dims, data: Float32Array.of(value) };
 }

@@ -12,6 +12,8 @@ export interface MappedWeight {
   from: string[];
   /** Reads and transforms them (positioned reads: nothing is loaded until the node builds). */
   read(): Tensor;
+  /** The float32 result's shape when known without reading (the node's own weight shape): the engine then reads it lazily. */
+  dims?: number[];
 }
 
 /** A node's weights out of a folder: our initializer name → where it comes from. */
@@ -76,6 +78,8 @@ export interface HfExportPart {
   part: string;
   /** Our weight name → the state-dict name save_pretrained writes; null for one it does not save (a tied head). */
   toHf(ours: string): string | null;
+  /** Reshapes the node's weights before naming them, still in our names (EVA's q_bias + v_bias → one fused qkv bias). */
+  fuse?(weights: Map<string, Tensor>): Map<string, Tensor>;
 }
 
 /** What an architecture makes of a graph it recognises. */
@@ -87,6 +91,14 @@ export interface HfExportPlan {
   generation?: Record<string, unknown>;
   /** The node whose `tokenizer` param names the tokenizer.json to ship. */
   tokenizerNode?: string;
+  /** Tensors no node holds as a weight (CLIP's logit_scale, read from the zero-shot head's params). */
+  extraTensors?: Map<string, Tensor>;
+  /** Two token ids the shipped tokenizer.json trades (see clip.ts: an eos id transformers would misread). */
+  tokenIdSwap?: [number, number];
+  /** The shipped tokenizer's post-processor must append the end-of-text token (a text.labels node did it itself). */
+  tokenizerAppendsEos?: boolean;
+  /** Further tokenizers to ship in sub-folders (InstructBLIP's qformer_tokenizer/): the node whose `tokenizer` param names it. */
+  subTokenizers?: Array<{ node: string; dir: string }>;
   /** Chat template to put in tokenizer_config.json (the graph's prompt.chat template). */
   chatTemplate?: string;
   /** The io.image node whose params become preprocessor_config.json, and the processor class to name. */
