@@ -12,10 +12,10 @@ import { COMPOSITIONS, composeLlava } from '../formats/hf/compose.js';
 import { UsageError, parseArgs, validateFlags } from './args.js';
 
 const flagsSchema = z
-  .object({ out: z.string().min(1).optional(), json: z.boolean().default(false), as: z.enum(COMPOSITIONS).optional() })
+  .object({ out: z.string().min(1).optional(), json: z.boolean().default(false), as: z.enum(COMPOSITIONS).optional(), precision: z.string().min(1).optional() })
   .strict();
 
-export const importUsage = 'vlmc import DIR [--out GRAPH.graph.json] [--json]  |  vlmc import VISION_DIR LLM_DIR --as llava [--out …]';
+export const importUsage = 'vlmc import DIR [--out GRAPH.graph.json] [--precision fp32|fp16|q8|q4|…] [--json]  |  vlmc import VISION_DIR LLM_DIR --as llava [--out …]';
 
 function formatCount(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
@@ -45,14 +45,16 @@ export async function importCommand(argv: string[], out: (line: string) => void)
   if (positionals.length !== 1) throw new UsageError(`usage: ${importUsage}`);
   const dir = resolve(positionals[0]);
   const graphPath = resolve(opts.out ?? `${folderDisplayName(dir).replace(/[^A-Za-z0-9_.-]+/g, '_')}.graph.json`);
-  const { doc, summary, notes } = importHfFolder(dir, { graphDir: dirname(graphPath) });
+  const imported = importHfFolder(dir, { graphDir: dirname(graphPath), precision: opts.precision });
+  const { doc, summary, notes } = imported;
+  const onnx = imported.onnx;
   mkdirSync(dirname(graphPath), { recursive: true });
   writeFileAtomic(graphPath, `${JSON.stringify(doc, null, 2)}\n`);
   if (opts.json) {
-    out(JSON.stringify({ type: 'result', graph: graphPath, summary, notes, nodes: doc.nodes.map((n) => ({ id: n.id, type: n.type })) }));
+    out(JSON.stringify({ type: 'result', graph: graphPath, summary, notes, ...(onnx ? { onnx } : {}), nodes: doc.nodes.map((n) => ({ id: n.id, type: n.type })) }));
     return 0;
   }
-  out(`imported ${summary.class} from ${summary.dir}`);
+  out(`imported ${summary.class} from ${summary.dir}${onnx ? ` (ONNX, ${onnx.precision}: ${Object.values(onnx.graphs).join(' + ')})` : ''}`);
   out(`  ${formatCount(summary.parameters)} parameters, ${summary.dtypes.join('/')}, ${(summary.weightBytes / 2 ** 20).toFixed(1)} MiB of weights (read where they lie)`);
   out(`  ${doc.nodes.length} nodes: ${doc.nodes.map((n) => `${n.id} (${n.type})`).join(', ')}`);
   for (const note of notes) out(`  note: ${note}`);

@@ -17,6 +17,8 @@ import { type ComposeOptions, type ComposedModel, type FusedPart, composeFragmen
 import { type DocNode, type GraphDocument, type NodeWeights, weightOwnerOf } from './document.js';
 import { loadHfNodeWeights } from '../formats/hf/weights.js';
 import { embedFromTable, generate } from './generate.js';
+import { generateImported } from './imported-generation.js';
+import { isGeneratingDecoder } from '../nodes/imported.js';
 import { hostSteps as ioHostSteps } from './host-steps/io.js';
 import { diffusionHostSteps } from './host-steps/diffusion.js';
 import type { GraphHostStep, GraphHostStepContext } from './host-steps/graph.js';
@@ -217,7 +219,7 @@ export class Executor {
     }
     const built = await this.build(plan, node.id);
     const wanted = plan.wantedPorts(node.id);
-    const generating = node.type === 'llm.decoder' && (wanted.includes('text') || wanted.includes('generated_ids'));
+    const generating = isGeneratingDecoder(node) && (wanted.includes('text') || wanted.includes('generated_ids'));
     const feeds = this.feedsFor(plan, node.id, built, inputs);
     if (node.type === 'llm.merge_image_text') checkMergeInputs(plan.params(node.id) as MergeParamsInput, feeds, `node '${node.id}'`);
     const out: Record<string, Value> = {};
@@ -227,7 +229,19 @@ export class Executor {
       const res = await runSession(built.session, feeds, direct);
       Object.assign(out, res);
     }
-    if (generating) Object.assign(out, await this.generateText(plan, node.id, built, feeds, opts));
+    if (generating && node.type !== 'llm.decoder') {
+      Object.assign(out, await generateImported({
+        nodeId: node.id,
+        params: plan.params(node.id),
+        session: built.session,
+        graph: built.fragment.graph,
+        feeds,
+        baseDir: opts.baseDir,
+        embedder: () => this.importedEmbedder(plan, node.id),
+        signal: opts.signal,
+        onToken: (step, total) => opts.onEvent?.({ type: 'progress', node: node.id, step, total, detail: 'token' }),
+      }));
+    } else if (generating) Object.assign(out, await this.generateText(plan, node.id, built, feeds, opts));
     return out;
   }
 
@@ -248,10 +262,15 @@ export class Executor {
         feeds[inp.name] = v;
       }
     }
-    const embeds = feeds.inputs_embeds;
+    // The sequence that sizes the defaults: embeddings, or the token ids of a decoder that embeds inside.
+    const embeds = feeds.inputs_embeds ?? feeds.input_ids;
     for (const inp of built.fragment.graph.inputs) {
       if (feeds[inp.name]) continue;
       const name = inp.name;
+      if (name === 'use_cache_branch' && embeds) {
+        feeds[name] = { dtype: 'bool', dims: [1], data: Uint8Array.of(0) }; // a merged decoder with an empty past
+        continue;
+      }
       if (name === 'attention_mask' && embeds) {
         const [B, S] = embeds.dims;
         feeds[name] = { dtype: 'int64', dims: [B, S], data: new BigInt64Array(B * S).fill(1n) };
@@ -308,6 +327,23 @@ export class Executor {
     const ids = new BigInt64Array(rows.length * width);
     rows.forEach((r, b) => r.forEach((t, j) => (ids[b * width + j] = BigInt(t))));
     return { text: (res.text ?? []).join('\n'), generated_ids: { dtype: 'int64', dims: [rows.length, width], data: ids } };
+  }
+
+  /**
+   * The token embedding of an imported inputs_embeds decoder (a VLM's decoder_model_merged): the session of the
+   * upstream node that maps input_ids → inputs_embeds (an imported embed_tokens.onnx or an Embed tokens node).
+   */
+  private async importedEmbedder(plan: RunPlan, decoderId: string): Promise<(ids: Tensor) => Promise<Tensor>> {
+    for (const a of plan.ancestors(decoderId)) {
+      const def = plan.def(a);
+      if (!def.build) continue;
+      const { inputs, outputs } = portsOf(def, plan.params(a));
+      if (!inputs.some((p) => p.name === 'input_ids') || !outputs.some((p) => p.name === 'inputs_embeds')) continue;
+      if (inputs.length !== 1) continue;
+      const built = await this.build(plan, a);
+      return async (ids) => (await runSession(built.session, { input_ids: ids }, ['inputs_embeds'])).inputs_embeds;
+    }
+    throw new RunError(`node '${decoderId}': generation needs a node upstream that embeds input_ids → inputs_embeds (the folder's embed_tokens.onnx)`, decoderId);
   }
 
   /** A LLaMA-style decoder has no embedding inside: take it from the Embed tokens node that shares its weights. */
@@ -466,10 +502,10 @@ export class RunPlan {
 
   /** A target decoder generates text only when asked to through its text port or when it is a sink. */
   private isGeneratedPort(id: string, port: string): boolean {
-    return this.node(id).type === 'llm.decoder' && (port === 'text' || port === 'generated_ids');
+    return isGeneratingDecoder(this.node(id)) && (port === 'text' || port === 'generated_ids');
   }
   private hasGenerator(id: string): boolean {
-    return this.node(id).type === 'llm.decoder';
+    return isGeneratingDecoder(this.node(id));
   }
 
   wantedPorts(id: string): string[] {
@@ -590,6 +626,7 @@ export class RunPlan {
     const def = this.def(id);
     const params = { ...(node.params as Record<string, unknown>) };
     if (node.type === 'llm.decoder') for (const g of GENERATION_PARAMS) delete params[g];
+    if (isGeneratingDecoder(node) && node.type !== 'llm.decoder') delete params.generation;
     const owner = this.weightOwner(id);
     return {
       type: node.type,
@@ -604,6 +641,7 @@ export class RunPlan {
   }
 
   generationParams(id: string): unknown {
+    if (isGeneratingDecoder(this.node(id)) && this.node(id).type !== 'llm.decoder') return (this.node(id).params as Record<string, unknown>).generation;
     if (this.node(id).type !== 'llm.decoder') return undefined;
     const p = this.node(id).params as Record<string, unknown>;
     return Object.fromEntries(GENERATION_PARAMS.map((g) => [g, p[g]]));

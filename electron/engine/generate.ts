@@ -25,6 +25,11 @@ export interface DecoderSpec {
   hiddenSize: number;
   /** Longest sequence the position table covers; generation stops before exceeding it. */
   maxPositions?: number;
+  /**
+   * What the decoder reads: embeddings (our llm.decoder, a VLM's decoder_model_merged) or token ids (a text-only
+   * Transformers.js model.onnx, which embeds inside). Default 'inputs_embeds'.
+   */
+  input?: 'inputs_embeds' | 'input_ids';
 }
 
 /** One forward pass of a decoder: feeds by port name → outputs by port name. */
@@ -61,9 +66,12 @@ export interface TokenEvent {
 
 export interface GenerateOptions {
   decoder: DecoderRunner;
-  embedTokens: EmbedTokens;
-  /** Prompt embeddings [B,N,D] (image features merged with the embedded prompt). */
-  inputsEmbeds: Tensor;
+  /** Embeds each new token (decoders that read inputs_embeds); not used by decoders that read input_ids. */
+  embedTokens?: EmbedTokens;
+  /** Prompt embeddings [B,N,D] (image features merged with the embedded prompt), for inputs_embeds decoders. */
+  inputsEmbeds?: Tensor;
+  /** Prompt token ids [B,N] int64, for decoders that read input_ids. */
+  inputIds?: Tensor;
   /** Prompt mask [B,N] int64; default all ones. Batches of different lengths should be left-padded. */
   attentionMask?: Tensor;
   /** Default 32. */
@@ -117,7 +125,8 @@ function dimOf(meta: ort.InferenceSession.ValueMetadata | undefined, axis: numbe
 export function decoderFromSession(session: ort.InferenceSession, spec: Partial<DecoderSpec> = {}, label = 'decoder'): DecoderRunner {
   const inputs = new Set(session.inputNames);
   const meta = new Map(session.inputMetadata.map((m) => [m.name, m]));
-  for (const required of ['inputs_embeds', 'attention_mask']) {
+  const input = spec.input ?? (inputs.has('inputs_embeds') || !inputs.has('input_ids') ? 'inputs_embeds' : 'input_ids');
+  for (const required of [input, 'attention_mask']) {
     if (!inputs.has(required)) throw new GenerateError(`${label}: the model has no '${required}' input (inputs: ${[...inputs].join(', ')})`);
   }
   const layers = [...inputs].map((n) => PAST_KEY.exec(n)).filter((m) => m !== null).length;
@@ -125,11 +134,12 @@ export function decoderFromSession(session: ort.InferenceSession, spec: Partial<
     numLayers: spec.numLayers ?? layers,
     numKvHeads: spec.numKvHeads ?? dimOf(meta.get('past_key_values.0.key'), 1) ?? 0,
     headDim: spec.headDim ?? dimOf(meta.get('past_key_values.0.key'), 3) ?? 0,
-    hiddenSize: spec.hiddenSize ?? dimOf(meta.get('inputs_embeds'), 2) ?? 0,
+    hiddenSize: spec.hiddenSize ?? (input === 'input_ids' ? 1 : (dimOf(meta.get('inputs_embeds'), 2) ?? 0)),
     maxPositions: spec.maxPositions,
+    input,
   };
   for (const [k, v] of Object.entries(full)) {
-    if (k !== 'maxPositions' && !(typeof v === 'number' && v > 0)) {
+    if (k !== 'maxPositions' && k !== 'input' && !(typeof v === 'number' && v > 0)) {
       throw new GenerateError(`${label}: cannot tell '${k}' from the model's inputs; pass it in the decoder spec`);
     }
   }
@@ -260,10 +270,21 @@ function zeroPast(spec: DecoderSpec, batch: number): Record<string, Tensor> {
   return past;
 }
 
-/** Concatenates two float32 [B,S,D] tensors along S. */
+/** Concatenates two float32 [B,S,D] (or int64 [B,S]) tensors along S. */
 function concatSeq(a: Tensor, b: Tensor): Tensor {
-  const [B, S1, D] = a.dims;
+  const [B, S1] = a.dims;
+  const D = a.dims.length === 3 ? a.dims[2] : 1;
   const S2 = b.dims[1];
+  if (a.dtype === 'int64') {
+    const out = new BigInt64Array(B * (S1 + S2));
+    const ad = a.data as BigInt64Array;
+    const bd = b.data as BigInt64Array;
+    for (let r = 0; r < B; r++) {
+      out.set(ad.subarray(r * S1, (r + 1) * S1), r * (S1 + S2));
+      out.set(bd.subarray(r * S2, (r + 1) * S2), r * (S1 + S2) + S1);
+    }
+    return { dtype: 'int64', dims: [B, S1 + S2], data: out };
+  }
   const out = new Float32Array(B * (S1 + S2) * D);
   const ad = a.data as Float32Array;
   const bd = b.data as Float32Array;
@@ -300,13 +321,18 @@ function positionIds(rows: number[][], count: number): Tensor {
 export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   const { decoder, embedTokens } = opts;
   const spec = decoder.spec;
-  const prompt = opts.inputsEmbeds;
-  if (prompt.dtype !== 'float32' || prompt.dims.length !== 3) {
-    throw new GenerateError(`inputs_embeds must be float32 [B,N,D], got ${prompt.dtype} [${prompt.dims}]`);
+  const byIds = spec.input === 'input_ids';
+  const inputName = byIds ? 'input_ids' : 'inputs_embeds';
+  const prompt = byIds ? opts.inputIds : opts.inputsEmbeds;
+  if (!prompt) throw new GenerateError(`the decoder reads '${inputName}' but the prompt was not given as ${inputName}`);
+  if (byIds ? prompt.dtype !== 'int64' || prompt.dims.length !== 2 : prompt.dtype !== 'float32' || prompt.dims.length !== 3) {
+    throw new GenerateError(`${inputName} must be ${byIds ? 'int64 [B,N]' : 'float32 [B,N,D]'}, got ${prompt.dtype} [${prompt.dims}]`);
   }
-  const [B, N, D] = prompt.dims;
-  if (D !== spec.hiddenSize) throw new GenerateError(`inputs_embeds width ${D} does not match the decoder width ${spec.hiddenSize}`);
-  if (N === 0) throw new GenerateError('the prompt is empty: inputs_embeds has no positions');
+  const [B, N] = prompt.dims;
+  const D = byIds ? 1 : prompt.dims[2];
+  if (!byIds && D !== spec.hiddenSize) throw new GenerateError(`inputs_embeds width ${D} does not match the decoder width ${spec.hiddenSize}`);
+  if (!byIds && !embedTokens) throw new GenerateError('a decoder that reads inputs_embeds needs embedTokens to embed each new token');
+  if (N === 0) throw new GenerateError(`the prompt is empty: ${inputName} has no positions`);
   const maxNewTokens = opts.maxNewTokens ?? 32;
   if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 0)) {
     throw new GenerateError(`maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
@@ -321,7 +347,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   if (opts.attentionMask) {
     const m = opts.attentionMask;
     if (m.dims.length !== 2 || m.dims[0] !== B || m.dims[1] !== N) {
-      throw new GenerateError(`attention_mask must be [${B},${N}] to match inputs_embeds, got [${m.dims}]`);
+      throw new GenerateError(`attention_mask must be [${B},${N}] to match ${inputName}, got [${m.dims}]`);
     }
     const md = m.data as BigInt64Array | Int32Array;
     for (let b = 0; b < B; b++) {
@@ -357,7 +383,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     const inputs = useCache ? next : sequence;
     const S = inputs.dims[1];
     const feeds: Record<string, Tensor> = {
-      inputs_embeds: inputs,
+      [inputName]: inputs,
       attention_mask: maskTensor(maskRows),
       position_ids: positionIds(maskRows, S),
       ...(useCache ? past : zeroPast(spec, B)),
@@ -395,8 +421,8 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       dims: [B, 1],
       data: BigInt64Array.from(chosen, (id) => BigInt(id ?? padTokenId)),
     };
-    const embedded = await embedTokens(ids);
-    if (embedded.dims.length !== 3 || embedded.dims[0] !== B || embedded.dims[1] !== 1 || embedded.dims[2] !== D) {
+    const embedded = byIds ? ids : await embedTokens!(ids);
+    if (!byIds && (embedded.dims.length !== 3 || embedded.dims[0] !== B || embedded.dims[1] !== 1 || embedded.dims[2] !== D)) {
       throw new GenerateError(`embedTokens returned shape [${embedded.dims}], expected [${B},1,${D}]`);
     }
     for (const row of maskRows) row.push(1);

@@ -57,6 +57,8 @@ function collectDomains(g: Graph, into: Set<string>): void {
   }
 }
 
+const EXECUTOR_FILLED = /^(position_ids|use_cache_branch|past_key_values\.\d+\.(key|value))$/;
+
 function describeModel(model: Model, path: string, portKinds: Record<string, PortKind> = {}): ImportedModelInfo {
   const g = model.graph;
   const names = new Set([...g.inputs, ...g.outputs].map((v) => v.name));
@@ -67,10 +69,13 @@ function describeModel(model: Model, path: string, portKinds: Record<string, Por
       );
     }
   }
+  const inputNames = new Set(g.inputs.map((v) => v.name));
   const port = (v: { name: string; dtype: DType; shape: Shape }): ImportedPort => {
     const shape = portShape(v.name, v.shape);
     return {
       name: v.name,
+      // Decoder inputs the executor and the trainer fill in (positions from the mask, an empty past, no cache branch).
+      ...(inputNames.has(v.name) && EXECUTOR_FILLED.test(v.name) ? { optional: true } : {}),
       kind: portKinds[v.name] ?? guessPortKind(v.name, v.dtype),
       dtype: v.dtype,
       ...(shape ? { shape } : {}),
@@ -117,11 +122,54 @@ export function describeImportedModel(path: string, portKinds: Record<string, Po
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/**
+ * Generation through an imported decoder (a Transformers.js / Optimum `model.onnx` or `decoder_model_merged.onnx`):
+ * the node gets `text` and `generated_ids` outputs, and the executor runs the KV-cache loop over its
+ * `past_key_values.* → present.*` ports. Defaults come from the folder's generation_config.json at import.
+ */
+export const importedGenerationParams = z.strictObject({
+  /** The folder's tokenizer.json (decodes the answer; its eos ends it unless eos_token_ids says otherwise). */
+  tokenizer: z.string().min(1, 'generation needs the tokenizer.json path'),
+  max_new_tokens: z.number().int().positive().max(4096).default(32),
+  temperature: z.number().nonnegative().default(0),
+  top_k: z.number().int().nonnegative().default(0),
+  top_p: z.number().positive().max(1).default(1),
+  sample_seed: z.number().int().nonnegative().default(0),
+  use_cache: z.boolean().default(true),
+  eos_token_ids: z.array(z.number().int().nonnegative()).nullable().default(null),
+  /** Longest sequence the decoder may see (config.json max_position_embeddings / n_positions); null = unbounded. */
+  max_positions: z.number().int().positive().nullable().default(null),
+});
+export type ImportedGenerationParams = z.infer<typeof importedGenerationParams>;
+
 const importParams = z.strictObject({
   path: z.string().min(1, 'an imported model needs the path of its .onnx file'),
   portKinds: z.record(z.string(), z.enum(PORT_KINDS as [PortKind, ...PortKind[]])).default({}),
+  generation: importedGenerationParams.nullable().default(null),
 });
 type ImportParams = z.infer<typeof importParams>;
+
+export const IMPORTED_TYPE = 'model.onnx_import';
+
+/** Ports an imported decoder adds when it generates. */
+const GENERATED_PORTS: ImportedPort[] = [
+  { name: 'text', kind: 'text', dtype: 'string', doc: 'The generated answer (KV-cache loop over the file\'s past_key_values → present ports).' },
+  { name: 'generated_ids', kind: 'tokens', dtype: 'int64', shape: ['B', 'N'], doc: 'The generated token ids (without the stop token).' },
+];
+
+/** Whether a document node is a decoder that generates: our llm.decoder, or an imported decoder with generation params. */
+export function isGeneratingDecoder(node: { type: string; params: unknown }): boolean {
+  if (node.type === 'llm.decoder') return true;
+  if (node.type !== IMPORTED_TYPE) return false;
+  const g = (node.params as Record<string, unknown> | undefined)?.generation;
+  return typeof g === 'object' && g !== null;
+}
+
+/** The generation params of an imported decoder node (validated), or undefined when it does not generate. */
+export function importedGeneration(params: unknown): ImportedGenerationParams | undefined {
+  const p = importParams.parse(params);
+  return p.generation ?? undefined;
+}
 
 function shapesOf(ports: ImportedPort[]): ResolvedShapes {
   const out: ResolvedShapes = {};
@@ -164,7 +212,7 @@ function buildImported(params: ImportParams, weights: Map<string, Tensor> | unde
 
 const importedNode: NodeTypeDef<typeof importParams> = {
   info: {
-    type: 'model.onnx_import',
+    type: IMPORTED_TYPE,
     typeVersion: 1,
     family: 'imported',
     title: 'Imported ONNX model',
@@ -183,10 +231,12 @@ const importedNode: NodeTypeDef<typeof importParams> = {
   paramDocs: {
     path: 'The .onnx file (external data must sit in the same folder).',
     portKinds: 'Overrides of the guessed kinds, by port name, e.g. {"image_features": "embeds"}.',
+    generation:
+      'For a decoder with past_key_values → present ports: tokenizer, max_new_tokens, temperature, top_k, top_p, sample_seed, use_cache, eos_token_ids, max_positions; the node then generates text.',
   },
   ports(params) {
     const info = describeImportedModel(params.path, params.portKinds);
-    return { inputs: info.inputs, outputs: info.outputs };
+    return { inputs: info.inputs, outputs: params.generation ? [...info.outputs, ...GENERATED_PORTS] : info.outputs };
   },
   inputShapes: (params) => shapesOf(describeImportedModel(params.path, params.portKinds).inputs),
   outputShapes: (params) => shapesOf(describeImportedModel(params.path, params.portKinds).outputs),

@@ -4,6 +4,8 @@
 import { isAbsolute, relative, resolve } from 'node:path';
 import { type GraphDocument, graphDocumentFromJson } from '../../engine/document.js';
 import { validateDocument } from '../../engine/validate.js';
+import { importOnnxFolder } from '../onnx-folder/import.js';
+import { isOnnxFolder } from '../onnx-folder/layout.js';
 import { type HfModelFolder, openHfFolder } from './folder.js';
 import { architectureFor } from './architectures/index.js';
 import { ArchitectureError, configClass, folderDisplayName } from './architectures/mapping.js';
@@ -32,11 +34,15 @@ export interface ImportResult {
   doc: GraphDocument;
   summary: ImportedModelSummary;
   notes: string[];
+  /** ONNX folders: the precision imported, those offered and the graph file of each role. */
+  onnx?: { precision: string; precisions: string[]; graphs: Record<string, string> };
 }
 
 export interface ImportOptions {
   /** Folder the graph file will be written to: node weight paths are made relative to it. Default: absolute paths. */
   graphDir?: string;
+  /** ONNX folders with several precisions (model.onnx, model_q4.onnx, …): which one; default fp32. */
+  precision?: string;
 }
 
 /** Every node's weight map (validated by name and shape), and the folder tensors that no node uses. */
@@ -58,6 +64,9 @@ export function mapFolderWeights(folder: HfModelFolder, arch: HfArchitecture, no
 
 export function importHfFolder(dir: string, opts: ImportOptions = {}): ImportResult {
   const abs = resolve(dir);
+  // A Transformers.js / Optimum export (onnx/*.onnx, no safetensors) imports as imported ONNX nodes.
+  if (isOnnxFolder(abs)) return importOnnxFolder(abs, opts);
+  if (opts.precision !== undefined) throw new ArchitectureError(`--precision ${opts.precision}: only ONNX model folders offer precisions; ${abs} is a safetensors folder`);
   const folder = openHfFolder(abs);
   const arch = architectureFor(folder.config);
   const folderRef = opts.graphDir ? relative(resolve(opts.graphDir), abs) || '.' : abs;

@@ -1,0 +1,63 @@
+// One graph file of an ONNX folder, checked before it becomes a node: it parses (external data confined to the
+// folder — onnx/proto.ts refuses `../` and absolute locations naming the tensor), every op is one onnxruntime's CPU
+// kernels run, and quantised weights are named so training can say they stay frozen.
+
+import { type Graph, type Model, isFloat } from '../../onnx/ir.js';
+import { loadModel } from '../../onnx/proto.js';
+import { OnnxFolderError } from './layout.js';
+
+/** Ops that read quantised weights (their weights are integer tensors: nothing to differentiate). */
+export const QUANTISED_OPS = new Set(['DequantizeLinear', 'QLinearMatMul', 'QLinearConv', 'MatMulInteger', 'ConvInteger', 'DynamicQuantizeLinear', 'MatMulNBits', 'QLinearAdd', 'QLinearMul']);
+
+export interface GraphCheck {
+  model: Model;
+  parameters: number;
+  dtypes: string[];
+  /** Quantised-weight nodes: [node name, op]. */
+  quantised: Array<[string, string]>;
+  notes: string[];
+}
+
+function walk(g: Graph, visit: (g: Graph) => void): void {
+  visit(g);
+  for (const n of g.nodes) {
+    for (const a of Object.values(n.attrs)) {
+      if (a.type === 'graph') walk(a.value, visit);
+      if (a.type === 'graphs') a.value.forEach((sub) => walk(sub, visit));
+    }
+  }
+}
+
+export function checkGraphFile(absPath: string, rel: string): GraphCheck {
+  let model: Model;
+  try {
+    model = loadModel(absPath);
+  } catch (e) {
+    throw new OnnxFolderError(`${rel}: ${(e as Error).message}`);
+  }
+  let parameters = 0;
+  const dtypes = new Set<string>();
+  const quantised: Array<[string, string]> = [];
+  walk(model.graph, (g) => {
+    for (const t of g.initializers.values()) {
+      const n = t.dims.reduce((a, b) => a * b, 1);
+      if (n > 1 && (isFloat(t.dtype) || t.dtype === 'int8' || t.dtype === 'uint8')) {
+        parameters += n;
+        dtypes.add(t.dtype);
+      }
+    }
+    for (const node of g.nodes) {
+      if (node.domain && node.domain !== 'ai.onnx') {
+        throw new OnnxFolderError(
+          `${rel}: node '${node.name}' is ${node.domain}::${node.opType}; Composer's imported nodes run standard ONNX ops (pick another precision, or export without contrib fusions)`,
+        );
+      }
+      if (QUANTISED_OPS.has(node.opType)) quantised.push([node.name, node.opType]);
+    }
+  });
+  const notes: string[] = [];
+  if (quantised.length) {
+    notes.push(`${rel}: ${quantised.length} quantised weight(s) (${[...new Set(quantised.map(([, op]) => op))].join(', ')}, e.g. node '${quantised[0][0]}'): they stay frozen; adapters train beside them`);
+  }
+  return { model, parameters, dtypes: [...dtypes], quantised, notes };
+}
