@@ -11,6 +11,7 @@ import { tensorSize } from '../onnx/ir.js';
 import { paramShape, portsOf } from '../nodes/catalog.js';
 import type { NodeTypeDef, PortSpec } from '../nodes/types.js';
 import { type DocEdge, type DocNode, type GraphDocument, graphDocumentFromJson } from './document.js';
+import type { CompareEvent } from './messages.js';
 import { Executor, RunCancelled, RunError, type RunEvent, type RunInput, RunPlan, type Value } from './executor.js';
 import { imagesToPng } from './host-steps/io.js';
 import { hashKey } from './keys.js';
@@ -437,32 +438,8 @@ export interface CompareDatasetArgs {
   reinit: boolean;
 }
 
-/** The contract's compare.event (electron/host/contract.ts), restated here so the engine does not import the host. */
-export interface CompareJobEvent {
-  channel: 'compare.event';
-  id: string;
-  type: 'started' | 'progress' | 'result' | 'done' | 'error' | 'cancelled';
-  variant?: number;
-  nodeType?: string;
-  image?: number;
-  imageName?: string;
-  text?: string;
-  imageDataUrl?: string;
-  latencyMs?: number;
-  totalParams?: number;
-  trainableParams?: number;
-  nodeParams?: number;
-  done?: number;
-  total?: number;
-  message?: string;
-  metrics?: Record<string, number>;
-  paperMetric?: string;
-  task?: string;
-  samples?: number;
-  trainMs?: number;
-  trainSteps?: number;
-  misses?: Array<{ id: string; imageDataUrl?: string; reference: string[]; prediction: string; score?: number }>;
-}
+/** The contract's `compare.event` (electron/engine/messages.ts). */
+export type CompareJobEvent = CompareEvent;
 
 const running = new Map<string, AbortController>();
 

@@ -5,6 +5,7 @@
 import type { ExecutionProvider } from '../onnx/ort.js';
 import { imageOutputParams } from '../nodes/io.js';
 import { graphDocumentFromJson, type GraphDocument } from './document.js';
+import type { RunEvent } from './messages.js';
 import { Executor, RunCancelled, RunError, type RunInput, type RunResult, type Value } from './executor.js';
 import { imagesToPng } from './host-steps/io.js';
 
@@ -23,23 +24,8 @@ export interface RunJobInputs {
   promptNode?: string;
 }
 
-/** The `run.event` messages of the host contract (electron/host/contract.ts), which the host validates. */
-export interface RunJobEvent {
-  channel: 'run.event';
-  id: string;
-  type: 'started' | 'progress' | 'computed' | 'cached' | 'error' | 'result' | 'cancelled' | 'done';
-  node?: string;
-  nodeType?: string;
-  done?: number;
-  total?: number;
-  ms?: number;
-  message?: string;
-  text?: string;
-  imageDataUrl?: string;
-  computed?: string[];
-  cached?: string[];
-  totalMs?: number;
-}
+/** The contract's `run.event` (electron/engine/messages.ts, which the host validates them against). */
+export type RunJobEvent = RunEvent;
 
 export interface RunJobArgs {
   id: string;

@@ -1,21 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type TrainHostEvent, pauseTraining, resumeTraining, startTraining, stopTraining } from './train.js';
+import type { TrainEvent } from './messages.js';
+import { pauseTraining, resumeTraining, startTraining, stopTraining } from './train.js';
 
 const graphsDir = join(import.meta.dirname, '..', '..', 'graphs');
 
 describe('engine train entry (worker protocol)', () => {
   it('reports contract train.events, pauses, resumes and stops between steps', async () => {
-    const events: TrainHostEvent[] = [];
+    const events: TrainEvent[] = [];
     const document = JSON.parse(readFileSync(join(graphsDir, 'blip2.graph.json'), 'utf8')) as unknown;
     const id = 'job-1';
     let paused = false;
     const job = startTraining(
       { id, document, baseDir: graphsDir, config: { steps: 50, learningRate: 1e-3, batchSize: 2, dataset: 'shapes', datasetSize: 8, recipe: 'captioning' } },
       (e) => {
-        events.push(e as TrainHostEvent);
-        const ev = e as TrainHostEvent;
+        events.push(e as TrainEvent);
+        const ev = e as TrainEvent;
         if (ev.type === 'step' && ev.step === 2 && !paused) {
           paused = true;
           pauseTraining({ id });

@@ -3,7 +3,7 @@
 
 import { z } from 'zod';
 import { graphDocumentFromJson } from './document.js';
-import { RECIPE_NAMES } from './trainer/recipes.js';
+import { trainConfigSchema, type TrainEvent } from './messages.js';
 import { TrainControl, type TrainerEvent, train } from './trainer/trainer.js';
 
 /** What the host sends (contract `train.start` params, paths already checked by the file policy). */
@@ -12,36 +12,8 @@ const startArgsSchema = z.object({
   document: z.unknown(),
   baseDir: z.string().min(1),
   checkpointDir: z.string().min(1).optional(),
-  config: z.object({
-    steps: z.number().int().positive(),
-    learningRate: z.number().positive(),
-    batchSize: z.number().int().positive().default(1),
-    optimizer: z.enum(['adamw', 'sgd']).default('adamw'),
-    dataset: z.string().min(1),
-    recipe: z.enum(RECIPE_NAMES).default('captioning'),
-    datasetSize: z.number().int().positive().default(256),
-    evalEvery: z.number().int().nonnegative().default(0),
-    checkpointEvery: z.number().int().positive().optional(),
-    resumeFrom: z.string().optional(),
-    seed: z.number().int().default(0),
-  }),
+  config: trainConfigSchema,
 });
-
-/** The contract's `train.event` shape (electron/host/contract.ts trainEventSchema); the engine does not import the host. */
-export interface TrainHostEvent {
-  channel: 'train.event';
-  id: string;
-  type: 'started' | 'step' | 'checkpoint' | 'paused' | 'resumed' | 'stopped' | 'done' | 'error';
-  step?: number;
-  totalSteps?: number;
-  loss?: number;
-  learningRate?: number;
-  metrics?: Record<string, number>;
-  elapsedMs?: number;
-  checkpointPath?: string;
-  message?: string;
-}
-type HostEvent = TrainHostEvent;
 
 const controlArgsSchema = z.object({ id: z.string().min(1) });
 
@@ -57,7 +29,7 @@ function parse<S extends z.ZodTypeAny>(schema: S, args: unknown, what: string): 
 }
 
 /** Trainer event → contract event (JSON-safe). */
-function toHostEvent(id: string, e: TrainerEvent): HostEvent | undefined {
+function toTrainEvent(id: string, e: TrainerEvent): TrainEvent | undefined {
   const base = { channel: 'train.event' as const, id };
   switch (e.type) {
     case 'started':
@@ -77,7 +49,7 @@ function toHostEvent(id: string, e: TrainerEvent): HostEvent | undefined {
   }
 }
 
-export async function startTraining(args: unknown, emit: (e: HostEvent) => void): Promise<void> {
+export async function startTraining(args: unknown, emit: (e: TrainEvent) => void): Promise<void> {
   const a = parse(startArgsSchema, args, 'train.start');
   if (jobs.has(a.id)) throw new Error(`training job '${a.id}' is already running`);
   const document = graphDocumentFromJson(a.document, 'the training graph');
@@ -102,7 +74,7 @@ export async function startTraining(args: unknown, emit: (e: HostEvent) => void)
       resume: c.resumeFrom,
       control,
       onEvent: (e) => {
-        const ev = toHostEvent(a.id, e);
+        const ev = toTrainEvent(a.id, e);
         if (ev) emit(ev);
       },
     });

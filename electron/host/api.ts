@@ -7,10 +7,10 @@ import { homedir, freemem, totalmem } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { writeFileAtomic } from '../onnx/atomic.js';
 import {
-  BUILTIN_DATASETS,
   describeZodError,
-  graphDocumentWireSchema,
+  graphDocumentSchema,
   hostEventSchema,
+  isBuiltinDataset,
   MAX_FOLDER_UPLOAD_BYTES,
   methods,
   type ErrorCode,
@@ -199,7 +199,7 @@ export function createHostApi(options: HostApiOptions): HostApi {
           process.stderr.write(`template '${path}' is not valid JSON and is skipped: ${(e as Error).message}\n`);
           continue;
         }
-        const doc = graphDocumentWireSchema.safeParse(json);
+        const doc = graphDocumentSchema.safeParse(json);
         if (!doc.success) {
           process.stderr.write(`${describeZodError(doc.error, `template '${path}' is skipped`)}\n`);
           continue;
@@ -280,7 +280,7 @@ export function createHostApi(options: HostApiOptions): HostApi {
       } catch (e) {
         throw new HostFailure('invalid-file', `the autosave file '${autosavePath()}' is damaged: ${(e as Error).message}`);
       }
-      const doc = graphDocumentWireSchema.safeParse(json.document);
+      const doc = graphDocumentSchema.safeParse(json.document);
       if (!doc.success || typeof json.savedAt !== 'string') {
         const why = doc.success ? 'savedAt is missing' : describeZodError(doc.error, 'document');
         throw new HostFailure('invalid-file', `the autosave file '${autosavePath()}' is damaged: ${why}`);
@@ -367,14 +367,14 @@ export function createHostApi(options: HostApiOptions): HostApi {
         images: images.map((im, i) => workerImage(im, `image ${i + 1} of the set`)),
         baseDir: baseDirFor(graphPath),
         // A dataset file is read only when the user picked it (its folder holds the images).
-        ...(dataset ? { dataset: { ...dataset, name: (BUILTIN_DATASETS as readonly string[]).includes(dataset.name) ? dataset.name : files.check(dataset.name) } } : {}),
+        ...(dataset ? { dataset: { ...dataset, name: isBuiltinDataset(dataset.name) ? dataset.name : files.check(dataset.name) } } : {}),
       }),
     'compare.cancel': async ({ id }) => {
       await engine.call('compare.cancel', { id });
       return {};
     },
     'train.start': async ({ document, config }) => {
-      const builtin = (BUILTIN_DATASETS as readonly string[]).includes(config.dataset);
+      const builtin = isBuiltinDataset(config.dataset);
       const checked = {
         ...config,
         dataset: builtin ? config.dataset : files.check(config.dataset),

@@ -1,8 +1,18 @@
 // The contract between the renderer and the host: every request, response and event, as zod schemas and TS types.
 // Both transports (Electron IPC and the browser-mode WebSocket) carry exactly these messages; the host validates
 // every payload against them. The renderer imports only types from this file.
+// Schemas the engine owns are imported from it, not restated: the graph document (engine/document.ts), the training
+// config and the job events (engine/messages.ts), the built-in dataset names (engine/datasets/builtin.ts).
 
 import { z } from 'zod';
+import { graphDocumentSchema } from '../engine/document.js';
+import { compareEventSchema, runEventSchema, trainConfigSchema, trainEventSchema } from '../engine/messages.js';
+
+export { graphDocumentSchema } from '../engine/document.js';
+export type { AdapterMethod, AdapterSpec } from '../engine/document.js';
+export { compareEventSchema, runEventSchema, trainEventSchema } from '../engine/messages.js';
+export type { CompareEvent, ParsedTrainConfig, RunEvent, TrainConfig, TrainEvent } from '../engine/messages.js';
+export { BUILTIN_DATASETS, isBuiltinDataset } from '../engine/datasets/builtin.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Shared pieces
@@ -32,7 +42,7 @@ export const paramInfoSchema = z.object({
   max: z.number().optional(),
 });
 
-/** Mirrors `NodeTypeInfo` of electron/nodes/types.ts (checked by a type assertion in contract.test.ts). */
+/** Mirrors `NodeTypeInfo` of electron/nodes/types.ts (engine-jobs.ts returns that type as this one: the compiler checks). */
 export const nodeTypeInfoSchema = z.object({
   type: z.string(),
   typeVersion: z.number().int(),
@@ -51,43 +61,6 @@ export const nodeTypeInfoSchema = z.object({
 });
 
 const nodeId = z.string().min(1);
-const portRef = z.object({ node: nodeId, port: z.string().min(1) });
-
-/**
- * The wire shape of a graph document (DESIGN.md §4). The contract checks the structure; the engine's document
- * module (electron/engine/document.ts) owns the semantics (known types, params by name, ports, shapes).
- */
-export const graphDocumentWireSchema = z.object({
-  format: z.literal('composer.graph'),
-  version: z.literal(1),
-  name: z.string(),
-  nodes: z.array(
-    z.object({
-      id: nodeId,
-      type: z.string().min(1),
-      typeVersion: z.number().int().nonnegative(),
-      params: z.record(z.string(), z.unknown()),
-      frozen: z.boolean(),
-      adapters: z.array(z.unknown()),
-      weights: z
-        .object({
-          path: z.string(),
-          sha256: z.string().optional(),
-          hf: z.object({ architecture: z.string(), part: z.string(), fingerprint: z.string() }).optional(),
-        })
-        .optional(),
-      freshWeights: z.array(z.string()).optional(),
-    }).loose(),
-  ),
-  edges: z.array(z.object({ from: portRef, to: portRef }).loose()),
-  ui: z
-    .object({
-      positions: z.record(z.string(), z.object({ x: z.number(), y: z.number() })).optional(),
-      viewport: z.object({ x: z.number(), y: z.number(), zoom: z.number() }).optional(),
-    })
-    .loose()
-    .optional(),
-}).loose();
 
 export const diagnosticSchema = z.object({
   severity: z.enum(['error', 'warning']),
@@ -143,27 +116,6 @@ export const MAX_FOLDER_UPLOAD_BYTES = 512 * 2 ** 20;
 const uploadId = z.string().regex(/^[A-Za-z0-9-]{8,64}$/, 'an upload id is 8 to 64 letters, digits or dashes');
 /** A dropped folder uploaded by the browser (model.uploadFile) into the app's data folder. */
 const uploadedFolder = z.object({ source: z.literal('upload'), uploadId, folder: z.string().min(1) });
-
-/** Built-in datasets (procedural, no files); anything else in `dataset` is a file path the user picked. */
-export const BUILTIN_DATASETS = ['shapes'] as const;
-
-const trainConfig = z.object({
-  steps: z.number().int().positive(),
-  learningRate: z.number().positive(),
-  batchSize: z.number().int().positive().default(1),
-  optimizer: z.enum(['adamw', 'sgd']).default('adamw'),
-  /** A built-in dataset name (`shapes`) or the absolute path of a dataset file (jsonl, csv, COCO or LLaVA json). */
-  dataset: z.string().min(1),
-  /** A recipe the trainer implements (engine.info lists them); the trainer rejects unknown names. */
-  recipe: z.string().min(1).default('captioning'),
-  /** Built-in datasets: how many samples to generate. */
-  datasetSize: z.number().int().positive().max(100_000).default(256),
-  /** Evaluate on the held-out split every N steps (0 = never). */
-  evalEvery: z.number().int().nonnegative().default(0),
-  checkpointEvery: z.number().int().positive().optional(),
-  resumeFrom: z.string().optional(),
-  seed: z.number().int().default(0),
-});
 
 /** An image given at run time: uploaded content (browser, drop) or a path the user picked (Electron). */
 export const runImageSchema = z.union([
@@ -224,10 +176,10 @@ export const methods = {
   },
   'templates.get': {
     params: z.object({ id: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a template id is a file name without folders') }),
-    result: z.object({ document: graphDocumentWireSchema }),
+    result: z.object({ document: graphDocumentSchema }),
   },
   'graph.validate': {
-    params: z.object({ document: graphDocumentWireSchema }),
+    params: z.object({ document: graphDocumentSchema }),
     result: z.object({ diagnostics: z.array(diagnosticSchema) }),
   },
   /**
@@ -235,7 +187,7 @@ export const methods = {
    * fragments. A node that cannot be built has `error` and no counts; the others are still counted.
    */
   'graph.parameters': {
-    params: z.object({ document: graphDocumentWireSchema, graphPath: z.string().min(1).optional() }),
+    params: z.object({ document: graphDocumentSchema, graphPath: z.string().min(1).optional() }),
     result: z.object({
       nodes: z.array(
         z.object({
@@ -268,12 +220,12 @@ export const methods = {
     /** `cancelled` when the user closed the dialog. */
     result: z.union([
       z.object({ cancelled: z.literal(true) }),
-      z.object({ cancelled: z.literal(false), document: graphDocumentWireSchema, name: z.string(), path: z.string().optional() }),
+      z.object({ cancelled: z.literal(false), document: graphDocumentSchema, name: z.string(), path: z.string().optional() }),
     ]),
   },
   'graph.save': {
     params: z.object({
-      document: graphDocumentWireSchema,
+      document: graphDocumentSchema,
       /** dialog: ask where (Electron); path: a path the user picked before; appData: the app's own data folder. */
       target: z.discriminatedUnion('kind', [
         z.object({ kind: z.literal('dialog') }),
@@ -284,13 +236,13 @@ export const methods = {
     result: z.union([z.object({ cancelled: z.literal(true) }), z.object({ cancelled: z.literal(false), path: z.string() })]),
   },
   'autosave.write': {
-    params: z.object({ document: graphDocumentWireSchema }),
+    params: z.object({ document: graphDocumentSchema }),
     result: z.object({ savedAt: z.string() }),
   },
   'autosave.recover': {
     params: empty,
     result: z.object({
-      found: z.union([z.null(), z.object({ document: graphDocumentWireSchema, savedAt: z.string() })]),
+      found: z.union([z.null(), z.object({ document: graphDocumentSchema, savedAt: z.string() })]),
     }),
   },
   'autosave.clear': { params: empty, result: empty },
@@ -320,7 +272,7 @@ export const methods = {
     params: z.discriminatedUnion('source', [fromDialog, fromPath, uploadedFolder]),
     result: z.union([
       z.object({ cancelled: z.literal(true) }),
-      z.object({ cancelled: z.literal(false), document: graphDocumentWireSchema, model: importedModelSchema, notes: z.array(z.string()) }),
+      z.object({ cancelled: z.literal(false), document: graphDocumentSchema, model: importedModelSchema, notes: z.array(z.string()) }),
     ]),
   },
   /** One chunk of one file of a dropped folder (browser mode); chunks of a file arrive in order (`offset`). */
@@ -356,7 +308,7 @@ export const methods = {
   },
   'run.start': {
     params: z.object({
-      document: graphDocumentWireSchema,
+      document: graphDocumentSchema,
       /** Node ids whose outputs are wanted; empty = every output node. */
       outputs: z.array(nodeId).default([]),
       inputs: runInputsSchema.default({}),
@@ -368,7 +320,7 @@ export const methods = {
   'run.cancel': { params: jobId, result: empty },
   'compare.start': {
     params: z.object({
-      document: graphDocumentWireSchema,
+      document: graphDocumentSchema,
       /** Replace node `nodeId` with each candidate type in turn and run all variants on the same inputs. */
       nodeId,
       candidates: z.array(z.object({ type: z.string().min(1), params: z.record(z.string(), z.unknown()).default({}) })).min(1),
@@ -382,7 +334,7 @@ export const methods = {
     result: jobId,
   },
   'compare.cancel': { params: jobId, result: empty },
-  'train.start': { params: z.object({ document: graphDocumentWireSchema, config: trainConfig }), result: jobId },
+  'train.start': { params: z.object({ document: graphDocumentSchema, config: trainConfigSchema }), result: jobId },
   /** Checkpoints in the app's data folder, newest first. */
   'train.checkpoints': {
     params: empty,
@@ -395,7 +347,7 @@ export const methods = {
   'train.stop': { params: jobId, result: empty },
   'export.start': {
     params: z.object({
-      document: graphDocumentWireSchema,
+      document: graphDocumentSchema,
       format: z.enum(['bundle', 'fused-onnx', 'peft-adapters', 'server-repository', 'hf-folder']),
       target: z.discriminatedUnion('kind', [
         z.object({ kind: z.literal('dialog') }),
@@ -415,79 +367,6 @@ export type Result<M extends MethodName> = z.output<(typeof methods)[M]['result'
 // ---------------------------------------------------------------------------------------------------------------
 // Events (host → renderer)
 
-const tensorSummary = z.object({ dtype: z.string(), dims: z.array(z.number()), preview: z.string().optional() });
-
-export const runEventSchema = z.object({
-  channel: z.literal('run.event'),
-  id: z.string(),
-  /** `done` closes a run that finished; `error` without `node` closes one that failed; `cancelled` one that stopped. */
-  type: z.enum(['started', 'progress', 'computed', 'cached', 'error', 'result', 'cancelled', 'done']),
-  node: z.string().optional(),
-  nodeType: z.string().optional(),
-  /** progress: done/total steps inside a node (generation, diffusion). */
-  done: z.number().optional(),
-  total: z.number().optional(),
-  ms: z.number().optional(),
-  message: z.string().optional(),
-  outputs: z.record(z.string(), tensorSummary).optional(),
-  /** result: decoded text or a PNG as a data URL, per output node. */
-  text: z.string().optional(),
-  imageDataUrl: z.string().optional(),
-  /** done: which nodes ran and which came from the cache, and the wall time. */
-  computed: z.array(z.string()).optional(),
-  cached: z.array(z.string()).optional(),
-  totalMs: z.number().optional(),
-});
-
-/** Compare: one `result` per (variant, image); variant 0 is the graph as it is, 1… the candidates in order. */
-export const compareEventSchema = z.object({
-  channel: z.literal('compare.event'),
-  id: z.string(),
-  type: z.enum(['started', 'progress', 'result', 'done', 'error', 'cancelled']),
-  variant: z.number().int().nonnegative().optional(),
-  /** The node type this variant puts at the compared node. */
-  nodeType: z.string().optional(),
-  image: z.number().int().nonnegative().optional(),
-  imageName: z.string().optional(),
-  text: z.string().optional(),
-  imageDataUrl: z.string().optional(),
-  latencyMs: z.number().optional(),
-  /** Parameters of the whole variant graph, and how many of them training would update. */
-  totalParams: z.number().optional(),
-  trainableParams: z.number().optional(),
-  /** Parameters of the compared node alone. */
-  nodeParams: z.number().optional(),
-  done: z.number().optional(),
-  total: z.number().optional(),
-  message: z.string().optional(),
-  /** Dataset mode, per variant result: its metrics, the task's paper metric, training time and its worst samples. */
-  metrics: z.record(z.string(), z.number()).optional(),
-  paperMetric: z.string().optional(),
-  task: z.string().optional(),
-  samples: z.number().int().optional(),
-  trainMs: z.number().optional(),
-  trainSteps: z.number().int().optional(),
-  misses: z
-    .array(z.object({ id: z.string(), imageDataUrl: z.string().optional(), reference: z.array(z.string()), prediction: z.string(), score: z.number().optional() }))
-    .optional(),
-});
-
-export const trainEventSchema = z.object({
-  channel: z.literal('train.event'),
-  id: z.string(),
-  type: z.enum(['started', 'step', 'checkpoint', 'paused', 'resumed', 'stopped', 'done', 'error']),
-  step: z.number().int().optional(),
-  totalSteps: z.number().int().optional(),
-  loss: z.number().optional(),
-  learningRate: z.number().optional(),
-  /** Held-out metrics at an evaluation step (e.g. `eval_loss`, `token_accuracy`). */
-  metrics: z.record(z.string(), z.number()).optional(),
-  /** Wall time since the start, excluding pauses (the panel derives the ETA from it). */
-  elapsedMs: z.number().optional(),
-  checkpointPath: z.string().optional(),
-  message: z.string().optional(),
-});
-
 export const exportEventSchema = z.object({
   channel: z.literal('export.event'),
   id: z.string(),
@@ -501,9 +380,6 @@ export const exportEventSchema = z.object({
 
 export const hostEventSchema = z.discriminatedUnion('channel', [runEventSchema, compareEventSchema, trainEventSchema, exportEventSchema]);
 
-export type RunEvent = z.infer<typeof runEventSchema>;
-export type CompareEvent = z.infer<typeof compareEventSchema>;
-export type TrainEvent = z.infer<typeof trainEventSchema>;
 export type ExportEvent = z.infer<typeof exportEventSchema>;
 export type HostEvent = z.infer<typeof hostEventSchema>;
 
@@ -534,10 +410,14 @@ export type WsFrame =
   | { kind: 'reply'; id: number; reply: Reply }
   | { kind: 'event'; event: HostEvent };
 
-/** What the Electron preload exposes as `window.composer`. */
-export interface ComposerBridge {
+/** How the renderer's client reaches the host: the Electron bridge or the browser-mode WebSocket. */
+export interface Transport {
   invoke(method: string, params: unknown): Promise<Reply>;
   onEvent(listener: (event: HostEvent) => void): () => void;
+}
+
+/** What the Electron preload exposes as `window.composer`. */
+export interface ComposerBridge extends Transport {
   /**
    * The path of a file or folder dropped on the window (Electron's webUtils), which the host then lets the renderer
    * read as a pick; null for anything that has no path (e.g. a File made by a script).
@@ -549,10 +429,9 @@ export interface ComposerBridge {
 export type NodeTypeInfoWire = z.infer<typeof nodeTypeInfoSchema>;
 export type PortSpecWire = z.infer<typeof portSpecSchema>;
 export type ParamInfoWire = z.infer<typeof paramInfoSchema>;
-export type GraphDocumentWire = z.infer<typeof graphDocumentWireSchema>;
+/** A graph document as the renderer holds and sends it (engine/document.ts; fields with defaults may be left out). */
+export type GraphDocumentWire = z.input<typeof graphDocumentSchema>;
 export type Diagnostic = z.infer<typeof diagnosticSchema>;
-export type TrainConfig = z.input<typeof trainConfig>;
-export type ParsedTrainConfig = z.output<typeof trainConfig>;
 export type RunImage = z.infer<typeof runImageSchema>;
 export type RunInputs = z.infer<typeof runInputsSchema>;
 export type CompareDataset = z.input<typeof compareDatasetSchema>;

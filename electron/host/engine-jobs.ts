@@ -6,14 +6,15 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { listSupportedBackends } from 'onnxruntime-node';
-import { describeZodError, graphDocumentWireSchema, type Diagnostic, type Result } from './contract.js';
+import type { Diagnostic, Result } from './contract.js';
 import { getNodeType, listNodeTypes, portsOf } from '../nodes/catalog.js';
 import { graphDocumentFromJson, type GraphDocument } from '../engine/document.js';
 import { validateDocument } from '../engine/validate.js';
 import { parameterStats } from '../engine/param-stats.js';
 import { cancelRun, runGraph, sharedExecutor, type RunJobArgs, type RunJobEvent } from '../engine/run.js';
 import { cancelCompare, compareGraph, type CompareJobArgs, type CompareJobEvent } from '../engine/compare.js';
-import { pauseTraining, resumeTraining, startTraining, stopTraining, type TrainHostEvent } from '../engine/train.js';
+import type { TrainEvent } from '../engine/messages.js';
+import { pauseTraining, resumeTraining, startTraining, stopTraining } from '../engine/train.js';
 import { RECIPE_NAMES } from '../engine/trainer/recipes.js';
 import { exportGraph, type ExportJobArgs, type ExportJobEvent } from '../export/index.js';
 import { importHfFolder, type ImportResult } from '../formats/hf/import.js';
@@ -28,7 +29,6 @@ export class EngineFailure extends Error {
   }
 }
 
-type Document = Result<'templates.get'>['document'];
 type JobId = { id: string };
 type Empty = Record<string, never>;
 
@@ -49,7 +49,7 @@ export interface EngineJobs {
   probe: { args: Empty; result: Omit<Result<'engine.info'>, 'dataDir' | 'mode'>; event: never };
   'catalog.list': { args: Empty; result: Result<'catalog.list'>; event: never };
   'catalog.ports': { args: { type: string; params: Record<string, unknown> }; result: Result<'catalog.ports'>; event: never };
-  'document.parse': { args: { name: string; text: string }; result: { document: Document }; event: never };
+  'document.parse': { args: { name: string; text: string }; result: { document: GraphDocument }; event: never };
   'document.validate': { args: { document: unknown }; result: Result<'graph.validate'>; event: never };
   'document.parameters': { args: { document: unknown; baseDir: string }; result: Result<'graph.parameters'>; event: never };
   'onnx.inspect': {
@@ -57,12 +57,12 @@ export interface EngineJobs {
     result: Omit<Extract<Result<'model.importOnnx'>, { cancelled: false }>, 'cancelled' | 'name' | 'path'>;
     event: never;
   };
-  'hf.import': { args: { dir: string }; result: Omit<ImportResult, 'doc'> & { document: Document }; event: never };
+  'hf.import': { args: { dir: string }; result: Omit<ImportResult, 'doc'> & { document: GraphDocument }; event: never };
   'run.start': { args: RunJobArgs; result: JobId; event: RunJobEvent };
   'run.cancel': { args: JobId; result: Empty; event: never };
   'compare.start': { args: CompareJobArgs; result: JobId; event: CompareJobEvent };
   'compare.cancel': { args: JobId; result: { cancelled: boolean }; event: never };
-  'train.start': { args: TrainJobArgs; result: JobId; event: TrainHostEvent };
+  'train.start': { args: TrainJobArgs; result: JobId; event: TrainEvent };
   'train.pause': { args: JobId; result: Empty; event: never };
   'train.resume': { args: JobId; result: Empty; event: never };
   'train.stop': { args: JobId; result: Empty; event: never };
@@ -107,14 +107,7 @@ function catalogPorts(args: JobArgs<'catalog.ports'>): JobResult<'catalog.ports'
   }
 }
 
-/** The contract's wire shape of a document the engine produced (parsed, imported). */
-function wireDocument(doc: GraphDocument, what: string, code: 'invalid-file' | 'failed'): Document {
-  const wire = graphDocumentWireSchema.safeParse(doc);
-  if (!wire.success) throw new EngineFailure(code, describeZodError(wire.error, what));
-  return wire.data;
-}
-
-/** Structure first (the engine's parser: migrations, strict fields), then the contract's wire shape. */
+/** The engine's parser (migrations, strict fields; errors name the file and the JSON path). */
 function documentParse(args: JobArgs<'document.parse'>): JobResult<'document.parse'> {
   let json: unknown;
   try {
@@ -122,13 +115,11 @@ function documentParse(args: JobArgs<'document.parse'>): JobResult<'document.par
   } catch (e) {
     throw new EngineFailure('invalid-file', `'${args.name}' is not valid JSON: ${(e as Error).message}`);
   }
-  let document: GraphDocument;
   try {
-    document = graphDocumentFromJson(json, args.name);
+    return { document: graphDocumentFromJson(json, args.name) };
   } catch (e) {
     throw new EngineFailure('invalid-file', message(e));
   }
-  return { document: wireDocument(document, `'${args.name}' is not a Composer graph`, 'invalid-file') };
 }
 
 function documentValidate(args: JobArgs<'document.validate'>): JobResult<'document.validate'> {
@@ -199,7 +190,7 @@ function hfImport(args: JobArgs<'hf.import'>): JobResult<'hf.import'> {
   } catch (e) {
     throw new EngineFailure('invalid-file', `cannot import '${args.dir}': ${message(e)}`);
   }
-  return { document: wireDocument(imported.doc, `the graph imported from '${args.dir}'`, 'failed'), summary: imported.summary, notes: imported.notes };
+  return { document: imported.doc, summary: imported.summary, notes: imported.notes };
 }
 
 /**
@@ -236,7 +227,7 @@ const jobs: Handlers = {
   'run.cancel': cancelRun,
   'compare.start': started(compareGraph, (id, message): CompareJobEvent => ({ channel: 'compare.event', id, type: 'error', message })),
   'compare.cancel': cancelCompare,
-  'train.start': started<TrainJobArgs, TrainHostEvent>(startTraining, (id, message): TrainHostEvent => ({ channel: 'train.event', id, type: 'error', message })),
+  'train.start': started<TrainJobArgs, TrainEvent>(startTraining, (id, message): TrainEvent => ({ channel: 'train.event', id, type: 'error', message })),
   'train.pause': pauseTraining,
   'train.resume': resumeTraining,
   'train.stop': stopTraining,

@@ -1,7 +1,9 @@
 // The renderer's one way to reach the host. Two transports implement it (Electron IPC and WebSocket); nothing
 // else in the renderer knows which one is in use.
 
-import type { ErrorCode, HostEvent, MethodName, Params, Reply, Result } from '../../electron/host/contract.js';
+import type { ErrorCode, HostEvent, MethodName, Params, Result, Transport } from '../../electron/host/contract.js';
+
+export type { Transport } from '../../electron/host/contract.js';
 
 export class HostCallError extends Error {
   constructor(
@@ -11,11 +13,6 @@ export class HostCallError extends Error {
     super(message);
     this.name = 'HostCallError';
   }
-}
-
-export interface Transport {
-  invoke(method: string, params: unknown): Promise<Reply>;
-  onEvent(listener: (event: HostEvent) => void): () => void;
 }
 
 export interface ComposerClient {

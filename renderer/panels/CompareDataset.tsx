@@ -3,7 +3,8 @@
 // that variant's misses (image, reference, prediction).
 
 import { useState } from 'react';
-import { BUILTIN_DATASETS, type CompareDataset } from '../../electron/host/contract.js';
+import { BUILTIN_DATASETS, isBuiltinDataset } from '../../electron/engine/datasets/builtin.js';
+import type { CompareDataset } from '../../electron/host/contract.js';
 import { pickDataset } from '../app/jobs.js';
 import { type CompareState, formatCount, formatDuration } from '../store/jobs.js';
 import { useComposer } from '../store/store.js';
@@ -33,7 +34,7 @@ export function DatasetSetup({ recipes, browser, onChange }: { recipes: string[]
   const [trainSteps, setTrainSteps] = useState(0);
   const [recipe, setRecipe] = useState(recipes.includes('blip2-stage2') ? 'blip2-stage2' : 'captioning');
   const [reinit, setReinit] = useState(false);
-  const builtin = (BUILTIN_DATASETS as readonly string[]).includes(name);
+  const builtin = isBuiltinDataset(name);
   const emit = (p: Partial<{ name: string; task: string; limit: number; trainSteps: number; recipe: string; reinit: boolean }>) => {
     const d = { name, task, limit, trainSteps, recipe, reinit, ...p };
     onChange(d.name ? {

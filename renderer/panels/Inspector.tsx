@@ -3,13 +3,13 @@
 
 import { useRef, useState, type CSSProperties } from 'react';
 import { useShallow } from 'zustand/react/shallow';
-import type { ParamInfoWire } from '../../electron/host/contract.js';
+import type { AdapterMethod, ParamInfoWire } from '../../electron/host/contract.js';
 import { readImage } from '../app/jobs.js';
 import { embeddedLabel } from '../canvas/ComposerNodeView.js';
 import { FAMILY_LABEL, familyColor } from '../canvas/theme.js';
 import { composerStore, useComposer } from '../store/store.js';
 
-const ADAPTER_METHODS = ['lora', 'qlora', 'prefix', 'prompt', 'ptuning', 'ptuning-v2', 'adapter', 'ia3', 'lora-moe'];
+const ADAPTER_METHODS: readonly AdapterMethod[] = ['lora', 'qlora', 'prefix', 'prompt', 'ptuning', 'ptuning-v2', 'adapter', 'ia3', 'lora-moe'];
 
 function ParamField({ nodeId, param, value }: { nodeId: string; param: ParamInfoWire; value: unknown }) {
   const set = (v: unknown) => composerStore.getState().setParam(nodeId, param.name, v);
@@ -138,7 +138,7 @@ export function Inspector() {
   const info = useComposer((s) => (node ? s.catalog[node.data.type] : undefined));
   const catalogList = useComposer((s) => s.catalogList);
   const problems = useComposer(useShallow((s) => (node ? s.diagnostics.filter((d) => d.nodeId === node.id) : [])));
-  const [adapterMethod, setAdapterMethod] = useState('lora');
+  const [adapterMethod, setAdapterMethod] = useState<AdapterMethod>('lora');
   const [replaceOpen, setReplaceOpen] = useState(false);
 
   if (selected.length > 1) {
@@ -252,7 +252,7 @@ export function Inspector() {
           </div>
         ))}
         <div className="adapter-add">
-          <select value={adapterMethod} onChange={(e) => setAdapterMethod(e.target.value)} aria-label="Adapter method">
+          <select value={adapterMethod} onChange={(e) => setAdapterMethod(ADAPTER_METHODS.find((m) => m === e.target.value) ?? 'lora')} aria-label="Adapter method">
             {ADAPTER_METHODS.map((m) => (
               <option key={m}>{m}</option>
             ))}

@@ -153,7 +153,7 @@ export function RecoveryPrompt({ found, onDone }: { found: { document: GraphDocu
           className="primary"
           onClick={() => {
             showDocument(found.document);
-            composerStore.getState().rename(found.document.name);
+            composerStore.getState().rename(found.document.name ?? 'untitled');
             onDone();
           }}
         >

@@ -3,7 +3,8 @@
 
 import { useEffect, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
-import { BUILTIN_DATASETS, type TrainConfig } from '../../electron/host/contract.js';
+import { BUILTIN_DATASETS, isBuiltinDataset } from '../../electron/engine/datasets/builtin.js';
+import type { TrainConfig } from '../../electron/host/contract.js';
 import { controlTraining, listCheckpoints, pickDataset, startTraining } from '../app/jobs.js';
 import { etaMs, formatBytes, formatDuration, isActive } from '../store/jobs.js';
 import { composerStore, useComposer } from '../store/store.js';
@@ -70,7 +71,7 @@ export function TrainPanel({ available, browser, recipes }: { available: boolean
   const trained = rows.filter((r) => !r.frozen || r.adapters.length);
   // LoRA goes on the decoder itself, not on its token embedding.
   const llm = rows.find((r) => r.type === 'llm.decoder') ?? rows.find((r) => r.family === 'llm');
-  const builtin = (BUILTIN_DATASETS as readonly string[]).includes(dataset);
+  const builtin = isBuiltinDataset(dataset);
   const eta = etaMs(train);
   const lastEval = train.evals.at(-1);
   const paper = lastEval && PAPER_METRICS.find(([k]) => lastEval.metrics[k] !== undefined);

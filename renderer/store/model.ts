@@ -2,13 +2,9 @@
 // No React, no store: unit-tested on its own.
 
 import type { Edge, Node, Viewport, XYPosition } from '@xyflow/react';
-import type { GraphDocumentWire, NodeTypeInfoWire, PortSpecWire } from '../../electron/host/contract.js';
+import type { AdapterSpec, GraphDocumentWire, NodeTypeInfoWire, PortSpecWire } from '../../electron/host/contract.js';
 
-export interface AdapterSpec {
-  id: string;
-  method: string;
-  config: Record<string, unknown>;
-}
+export type { AdapterSpec };
 
 export type NodeData = {
   type: string;
@@ -151,12 +147,14 @@ export function documentFromFlow(
   };
 }
 
+// A document from the host has every field; one made here may leave out those with defaults (engine/document.ts).
+
 /** Column = longest path from a source; used when a document has no saved positions. */
 function autoLayout(doc: GraphDocumentWire): Record<string, XYPosition> {
   const depth = new Map<string, number>(doc.nodes.map((n) => [n.id, 0]));
   for (let pass = 0; pass < doc.nodes.length; pass++) {
     let changed = false;
-    for (const e of doc.edges) {
+    for (const e of doc.edges ?? []) {
       const d = (depth.get(e.from.node) ?? 0) + 1;
       if (depth.has(e.to.node) && d > (depth.get(e.to.node) ?? 0)) {
         depth.set(e.to.node, d);
@@ -188,16 +186,16 @@ export function flowFromDocument(
     position: { x: layout[n.id]?.x ?? 0, y: layout[n.id]?.y ?? 0 },
     data: {
       type: n.type,
-      typeVersion: n.typeVersion,
+      typeVersion: n.typeVersion ?? 1,
       params: { ...n.params },
-      frozen: n.frozen,
-      adapters: (n.adapters as AdapterSpec[]).map((a) => ({ ...a })),
+      frozen: n.frozen ?? false,
+      adapters: (n.adapters ?? []).map((a) => ({ ...a, config: a.config ?? {} })),
       ...(n.weights ? { weights: n.weights } : {}),
       ...(n.freshWeights?.length ? { freshWeights: n.freshWeights } : {}),
     },
   }));
-  const edges = doc.edges.map((e) => makeEdge(catalog, nodes, e.from.node, e.from.port, e.to.node, e.to.port));
-  return { name: doc.name, nodes, edges, viewport: doc.ui?.viewport };
+  const edges = (doc.edges ?? []).map((e) => makeEdge(catalog, nodes, e.from.node, e.from.port, e.to.node, e.to.port));
+  return { name: doc.name ?? 'untitled', nodes, edges, viewport: doc.ui?.viewport };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

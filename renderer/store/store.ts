@@ -73,7 +73,7 @@ export interface GraphSlice {
   deleteSelection(): void;
   setParam(nodeId: string, name: string, value: unknown): void;
   setFrozen(nodeIds: string[], frozen: boolean): void;
-  addAdapter(nodeId: string, method: string): void;
+  addAdapter(nodeId: string, method: AdapterSpec['method']): void;
   removeAdapter(nodeId: string, adapterId: string): void;
   replaceNode(nodeId: string, newType: string): string[];
   copy(): ClipboardPayload | null;
