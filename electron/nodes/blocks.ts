@@ -151,7 +151,8 @@ export class ParamStore {
         `${this.opts.what}: supplied weight '${name}' has shape [${t.dims.join(',')}], expected [${dims.join(',')}]`,
       );
     }
-    if (t.dtype === 'float32') return { dtype: 'float32', dims: [...dims], data: t.data };
+    // The supplied tensor itself: a file-backed one (onnx/lazy.ts) stays unread until its session is serialised.
+    if (t.dtype === 'float32') return t;
     if (t.dtype === 'float16' || t.dtype === 'bfloat16' || t.dtype === 'float64') {
       return { dtype: 'float32', dims: [...dims], data: Float32Array.from(tensorToNumbers(t)) };
     }

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type DType, type Model, type Tensor, OnnxError, tensorSize } from './ir.js';
+import { releaseLazyValues, tensorByteLength } from './lazy.js';
 import { saveModel, serializeModel } from './proto.js';
 
 const ORT_TYPE: Partial<Record<DType, ort.Tensor.Type>> = {
@@ -116,30 +117,37 @@ export interface SessionOptions {
 
 /**
  * Models whose weights exceed this are handed to onnxruntime as a file with external data: protobuf caps one
- * serialised model at 2 GiB, and a real decoder (a 1B LLM is 4+ GiB in float32) is far larger.
+ * serialised model at 2 GiB, a real decoder (a 1B LLM is 4+ GiB in float32) is far larger, and an in-memory model
+ * is held twice while onnxruntime loads it (the serialised bytes beside its own copy). Through the file, with
+ * file-backed weights (onnx/lazy.ts), the process holds little more than onnxruntime's copy.
  */
-export const EXTERNAL_SESSION_BYTES = 1.5 * 2 ** 30;
+export const EXTERNAL_SESSION_BYTES = 256 * 2 ** 20;
 
+/** From dtypes and dims: file-backed weights (onnx/lazy.ts) are not read to be counted. */
 function initializerBytes(model: Model): number {
   let n = 0;
-  for (const t of model.graph.initializers.values()) n += ArrayBuffer.isView(t.data) ? t.data.byteLength : 0;
+  for (const t of model.graph.initializers.values()) n += tensorByteLength(t);
   return n;
 }
 
 export async function createSession(model: Model | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
   if (!(model instanceof Uint8Array) && initializerBytes(model) > (opts.externalDataBytes ?? EXTERNAL_SESSION_BYTES)) {
-    // Written tensor by tensor to a private temp folder, loaded from the path, then removed: onnxruntime has read
-    // the weights by then (on Linux a mapping outlives the unlinked file).
+    // Written tensor by tensor to a private temp folder (each file-backed weight read, written and dropped), loaded
+    // from the path, then removed: onnxruntime has copied the weights into its own memory by then.
     const dir = mkdtempSync(join(tmpdir(), 'composer-session-'));
     try {
       const path = join(dir, 'model.onnx');
       saveModel(path, model, { externalDataName: 'model.onnx.data', externalThreshold: 1024 });
+      releaseLazyValues();
       return await createSessionFrom(path, opts);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  return createSessionFrom(model instanceof Uint8Array ? model : serializeModel(model).model, opts);
+  if (model instanceof Uint8Array) return createSessionFrom(model, opts);
+  const bytes = serializeModel(model).model;
+  releaseLazyValues();
+  return createSessionFrom(bytes, opts);
 }
 
 async function createSessionFrom(source: Uint8Array | string, opts: SessionOptions): Promise<ort.InferenceSession> {

@@ -3,6 +3,7 @@
 
 import type { HfWeightsRef } from '../../engine/document.js';
 import type { Tensor } from '../../onnx/ir.js';
+import { lazyTensor } from '../../onnx/lazy.js';
 import { type HfModelFolder, ModelFolderError, openHfFolder } from './folder.js';
 import { architectureById } from './architectures/index.js';
 
@@ -28,7 +29,12 @@ export function hfFolderFor(dir: string, ref: HfWeightsRef): HfModelFolder {
 /** Bytes of the folder's tensors read so far for a node, of all it reads (called after each tensor). */
 export type WeightsProgress = (bytesRead: number, totalBytes: number) => void;
 
-/** The node's weights by our initializer names, read (as float32) from the folder. */
+/**
+ * The node's weights by our initializer names, as float32. Those whose shape the architecture file knows are
+ * file-backed (onnx/lazy.ts): read from the shards when something reads their values (serialising the node's
+ * session streams them one by one) and not kept afterwards, so a real-size model is never held beside
+ * onnxruntime's copy. `onProgress` follows the first read of each tensor.
+ */
 export function loadHfNodeWeights(dir: string, ref: HfWeightsRef, params: Record<string, unknown>, onProgress?: WeightsProgress): Map<string, Tensor> {
   const folder = hfFolderFor(dir, ref);
   const part = architectureById(ref.architecture).parts[ref.part];
@@ -46,9 +52,27 @@ export function loadHfNodeWeights(dir: string, ref: HfWeightsRef, params: Record
   let read = 0;
   const out = new Map<string, Tensor>();
   for (const [name, w] of weights) {
-    out.set(name, w.read());
-    read += stored(w.from);
-    onProgress?.(read, total);
+    if (!w.dims) {
+      out.set(name, w.read());
+      read += stored(w.from);
+      onProgress?.(read, total);
+      continue;
+    }
+    let first = true;
+    const what = `'${dir}': weight '${name}' (${w.from.join(', ')})`;
+    out.set(
+      name,
+      lazyTensor('float32', w.dims, () => {
+        const t = w.read();
+        if (t.dtype !== 'float32') throw new ModelFolderError(`${what}: read as ${t.dtype}, not float32`);
+        if (first) {
+          first = false;
+          read += stored(w.from);
+          onProgress?.(read, total);
+        }
+        return t.data;
+      }, what),
+    );
   }
   return out;
 }

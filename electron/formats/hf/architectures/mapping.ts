@@ -193,7 +193,7 @@ export function renamedWeights(
       }
     }
     if (typeof mapped !== 'string') {
-      out.set(ours, mapped);
+      out.set(ours, { ...mapped, dims: [...want] });
       continue;
     }
     const entry = folder.weights.tensors.get(mapped);
@@ -202,7 +202,7 @@ export function renamedWeights(
         `${what}: tensor '${mapped}' in '${entry.file}' has shape [${entry.shape.join(',')}], but config.json implies [${want.join(',')}] (weight '${ours}')`,
       );
     }
-    out.set(ours, { from: [mapped], read: () => ({ ...folder.weights.readFloat32(mapped), dims: [...want] }) });
+    out.set(ours, { from: [mapped], read: () => ({ ...folder.weights.readFloat32(mapped), dims: [...want] }), dims: [...want] });
   }
   return out;
 }

@@ -1,0 +1,86 @@
+// File-backed tensors: read on access, never kept by the tensor; sessions built from them (in memory or through the
+// external-data path) equal those built from ordinary tensors; a model folder's weights arrive file-backed.
+
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadHfNodeWeights } from '../formats/hf/weights.js';
+import { openHfFolder } from '../formats/hf/folder.js';
+import { importHfFolder } from '../formats/hf/import.js';
+import { writeTinyLlamaFolder } from '../formats/hf/tiny-llama.test-support.js';
+import { GraphBuilder } from './builder.js';
+import { emptyGraph, newModel, tensorFromNumbers } from './ir.js';
+import { isLazyTensor, lazyTensor, tensorByteLength } from './lazy.js';
+import { createSession, runSession } from './ort.js';
+
+describe('file-backed tensors', () => {
+  it('read on access (once per synchronous use), counted without reading, ordinary once assigned', () => {
+    let reads = 0;
+    const t = lazyTensor('float32', [2, 3], () => {
+      reads++;
+      return Float32Array.from([1, 2, 3, 4, 5, 6]);
+    });
+    expect(reads).toBe(0);
+    expect(tensorByteLength(t)).toBe(24);
+    expect(reads).toBe(0);
+    let sum = 0;
+    for (let i = 0; i < 6; i++) sum += (t.data as Float32Array)[i];
+    expect(sum).toBe(21);
+    expect(reads).toBe(1);
+    expect({ ...t }.data).toEqual(Float32Array.from([1, 2, 3, 4, 5, 6]));
+    expect(isLazyTensor(t)).toBe(true);
+    t.data = new Float32Array(6);
+    expect(isLazyTensor(t)).toBe(false);
+    expect(Array.from(t.data as Float32Array)).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  it('a read of the wrong size is an error naming the tensor', () => {
+    const t = lazyTensor('float32', [4], () => new Float32Array(3), "weight 'w'");
+    expect(() => t.data).toThrow(/weight 'w': read 3 values, its shape \[4\] needs 4/);
+  });
+
+  it('a session of file-backed weights equals the in-memory one, through the external-data path too', async () => {
+    const g = emptyGraph('lazy');
+    const b = new GraphBuilder(g);
+    b.input('x', 'float32', [2, 64]);
+    const w = Float32Array.from({ length: 64 * 32 }, (_, i) => Math.sin(i));
+    const bias = Float32Array.from({ length: 32 }, (_, i) => i / 7);
+    let reads = 0;
+    b.initializer('w', lazyTensor('float32', [64, 32], () => (reads++, w.slice())));
+    b.initializer('bias', lazyTensor('float32', [32], () => (reads++, bias.slice())));
+    b.op('Add', [b.matmul('x', 'w'), 'bias'], {}, { outputs: ['y'] });
+    b.output('y', 'float32', [2, 32]);
+    const lazy = newModel(g, 17);
+    const eager = newModel({ ...g, initializers: new Map([['w', { dtype: 'float32', dims: [64, 32], data: w }], ['bias', { dtype: 'float32', dims: [32], data: bias }]]) }, 17);
+    const x = tensorFromNumbers('float32', [2, 64], Array.from({ length: 128 }, (_, i) => Math.cos(i)));
+    const before = new Set(readdirSync(tmpdir()).filter((f) => f.startsWith('composer-session-')));
+    const want = (await runSession(await createSession(eager), { x })).y.data as Float32Array;
+    const inMemory = await createSession(lazy);
+    const external = await createSession(lazy, { externalDataBytes: 1024 });
+    expect(reads).toBeGreaterThanOrEqual(2);
+    expect(Array.from((await runSession(inMemory, { x })).y.data as Float32Array)).toEqual(Array.from(want));
+    expect(Array.from((await runSession(external, { x })).y.data as Float32Array)).toEqual(Array.from(want));
+    expect(readdirSync(tmpdir()).filter((f) => f.startsWith('composer-session-') && !before.has(f))).toEqual([]);
+    await Promise.all([inMemory.release(), external.release()]);
+  });
+
+  it("a model folder's weights are file-backed, read only when used, equal to the shards' float32 values", () => {
+    const dir = writeTinyLlamaFolder(join(mkdtempSync(join(tmpdir(), 'composer-lazy-')), 'tiny-llama'));
+    const { doc } = importHfFolder(dir);
+    const llm = doc.nodes.find((n) => n.type === 'llm.decoder')!;
+    const progress: number[] = [];
+    const weights = loadHfNodeWeights(dir, llm.weights!.hf!, llm.params as Record<string, unknown>, (read) => progress.push(read));
+    expect(progress).toEqual([]);
+    expect(weights.size).toBeGreaterThan(0);
+    for (const t of weights.values()) expect(isLazyTensor(t)).toBe(true);
+    const folder = openHfFolder(dir);
+    const head = weights.get('lm_head.weight')!;
+    expect(Array.from(head.data as Float32Array)).toEqual(Array.from(folder.weights.readFloat32('lm_head.weight').data as Float32Array));
+    expect(progress.length).toBe(1);
+    // A second read reports nothing more.
+    for (const t of weights.values()) void t.data;
+    for (const t of weights.values()) void t.data;
+    expect(progress.length).toBe(weights.size);
+  });
+});
