@@ -21,6 +21,7 @@ import type { GraphDocument } from '../engine/document.js';
 import { Executor, RunCancelled, RunError, type RunEvent, type RunInput, type RunResult, type Value } from '../engine/executor.js';
 import { imagesToPng } from '../engine/host-steps/io.js';
 import { mapRunInputs } from '../engine/run.js';
+import { executionProviderPolicy } from '../engine/providers.js';
 import { validateDocument } from '../engine/validate.js';
 import { imageOutputParams } from '../nodes/io.js';
 import { UsageError, parseArgs, takeRepeated, validateFlags } from './args.js';
@@ -205,8 +206,8 @@ export async function runCommand(argv: string[], out: (line: string) => void): P
   }
   const feeds = Object.fromEntries(withoutFeeds.values.map((spec) => nodeFeed(doc, spec)));
 
-  // The best execution provider that works on this machine (CUDA/DML/CoreML where present, else the CPU).
-  const executor = new Executor({ executionProviders: 'auto' });
+  // The app's execution-provider policy: COMPOSER_EP, else the best provider that works here (CPU fallback).
+  const executor = new Executor({ executionProviders: executionProviderPolicy() });
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);

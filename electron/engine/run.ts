@@ -2,12 +2,12 @@
 // and built sessions persist between runs; run-time inputs mapped onto the graph's input nodes; executor events
 // forwarded as `run.event`; cancellation through an AbortController per run id.
 
-import type { ExecutionProvider } from '../onnx/ort.js';
 import { imageOutputParams } from '../nodes/io.js';
 import { graphDocumentFromJson, type GraphDocument } from './document.js';
 import type { RunEvent } from './messages.js';
 import { Executor, RunCancelled, RunError, type RunInput, type RunResult, type Value } from './executor.js';
 import { imagesToPng } from './host-steps/io.js';
+import { executionProviderPolicy } from './providers.js';
 
 /** An image given at run time: bytes (uploaded or dropped) or a path the host already checked. */
 export interface RunImageInput {
@@ -50,18 +50,12 @@ export class RunInputError extends Error {
 // ---------------------------------------------------------------------------------------------------------------
 // The worker's executor
 
-const PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'cuda', 'dml', 'coreml'];
 let executor: Executor | null = null;
 
 /** The worker's one executor (compare and export reuse it so they share the cache and the built sessions). */
 export function sharedExecutor(): Executor {
-  if (!executor) {
-    const requested = process.env.COMPOSER_EP as ExecutionProvider | undefined;
-    // COMPOSER_EP forces a provider; otherwise the best one that works on this machine (CPU fallback).
-    const providers: ExecutionProvider[] | 'auto' =
-      requested && PROVIDERS.includes(requested) ? (requested === 'cpu' ? ['cpu'] : [requested, 'cpu']) : 'auto';
-    executor = new Executor({ executionProviders: providers });
-  }
+  // The provider policy of providers.ts: COMPOSER_EP, else the best one that works on this machine (CPU fallback).
+  executor ??= new Executor({ executionProviders: executionProviderPolicy() });
   return executor;
 }
 
