@@ -2,7 +2,7 @@
 // folder — onnx/proto.ts refuses `../` and absolute locations naming the tensor), every op is one onnxruntime's CPU
 // kernels run, and quantised weights are named so training can say they stay frozen.
 
-import { type Graph, type Model, isFloat } from '../../onnx/ir.js';
+import { type Graph, type Model, type Node, isFloat } from '../../onnx/ir.js';
 import { loadModel } from '../../onnx/proto.js';
 import { OnnxFolderError } from './layout.js';
 
@@ -26,6 +26,38 @@ function walk(g: Graph, visit: (g: Graph) => void): void {
       if (a.type === 'graphs') a.value.forEach((sub) => walk(sub, visit));
     }
   }
+}
+
+/**
+ * An If's branches must produce as many outputs as the node has, of one dtype and rank each: onnxruntime would
+ * otherwise fail mid-run (or the autodiff inline the wrong thing). The error names the file, the node and the port.
+ */
+function checkIfBranches(node: Node, rel: string): void {
+  const branch = (name: string): Graph => {
+    const a = node.attrs[name];
+    if (!a || a.type !== 'graph') throw new OnnxFolderError(`${rel}: If node '${node.name}' has no ${name}`);
+    return a.value;
+  };
+  const then = branch('then_branch');
+  const other = branch('else_branch');
+  const outs = node.outputs;
+  for (const [label, g] of [['then_branch', then], ['else_branch', other]] as const) {
+    if (g.outputs.length !== outs.length) {
+      throw new OnnxFolderError(
+        `${rel}: If node '${node.name}': ${label} has ${g.outputs.length} outputs but the node has ${outs.length} (${outs.join(', ')}); the branches disagree${g.outputs.length < outs.length ? `, port '${outs[g.outputs.length]}' has no value in ${label}` : ''}`,
+      );
+    }
+  }
+  outs.forEach((port, i) => {
+    const a = then.outputs[i];
+    const b = other.outputs[i];
+    if (a.dtype !== b.dtype) {
+      throw new OnnxFolderError(`${rel}: If node '${node.name}', port '${port}': then_branch gives ${a.dtype} ('${a.name}'), else_branch ${b.dtype} ('${b.name}')`);
+    }
+    if (a.shape && b.shape && a.shape.length !== b.shape.length) {
+      throw new OnnxFolderError(`${rel}: If node '${node.name}', port '${port}': then_branch gives rank ${a.shape.length}, else_branch rank ${b.shape.length}`);
+    }
+  });
 }
 
 export function checkGraphFile(absPath: string, rel: string): GraphCheck {
@@ -53,6 +85,7 @@ export function checkGraphFile(absPath: string, rel: string): GraphCheck {
         );
       }
       if (QUANTISED_OPS.has(node.opType)) quantised.push([node.name, node.opType]);
+      if (node.opType === 'If') checkIfBranches(node, rel);
     }
   });
   const notes: string[] = [];
