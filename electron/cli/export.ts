@@ -1,5 +1,6 @@
-// vlmc export GRAPH --format bundle|onnx|triton|peft|hf --out DIR [--external-data auto|always|never] [--dtype f32|f16|bf16]
-// [--max-shard-bytes N] [--merge] [--json]
+// vlmc export GRAPH --format bundle|onnx|triton|peft|hf|train-job --out DIR [--external-data auto|always|never]
+// [--dtype f32|f16|bf16] [--max-shard-bytes N] [--merge] [--json]
+// train-job: --recipe NAME --dataset shapes|PATH [--dataset-size N] [--steps N] [--batch-size N] [--lr X] [--adapter lora] [--zero 2|3]
 
 import { resolve } from 'node:path';
 import { z } from 'zod';
@@ -8,7 +9,10 @@ import { UsageError, parseArgs, validateFlags } from './args.js';
 import { loadGraph } from './graph-file.js';
 
 export const exportUsage =
-  'vlmc export GRAPH --format bundle|onnx|triton|peft|hf --out DIR [--external-data auto|always|never] [--dtype f32|f16|bf16] [--max-shard-bytes N] [--merge] [--json]';
+  'vlmc export GRAPH --format bundle|onnx|triton|peft|hf|train-job --out DIR [--external-data auto|always|never] [--dtype f32|f16|bf16] [--max-shard-bytes N] [--merge] [--json]' +
+  '  (train-job: --recipe NAME --dataset shapes|PATH [--dataset-size N] [--steps N] [--batch-size N] [--lr X] [--adapter lora] [--zero 2|3])';
+
+const TRAIN_JOB_FLAGS = ['recipe', 'dataset', 'dataset-size', 'steps', 'batch-size', 'lr', 'adapter', 'zero'] as const;
 
 const flagsSchema = z
   .object({
@@ -18,6 +22,14 @@ const flagsSchema = z
     merge: z.boolean().default(false),
     dtype: z.enum(HF_DTYPES, { error: `--dtype must be one of ${HF_DTYPES.join(', ')}` }).optional(),
     'max-shard-bytes': z.coerce.number({ error: '--max-shard-bytes must be a number of bytes' }).int().positive().optional(),
+    recipe: z.string().min(1).optional(),
+    dataset: z.string().min(1).optional(),
+    'dataset-size': z.coerce.number({ error: '--dataset-size must be a whole number' }).int().positive().optional(),
+    steps: z.coerce.number({ error: '--steps must be a whole number' }).int().positive().optional(),
+    'batch-size': z.coerce.number({ error: '--batch-size must be a whole number' }).int().positive().optional(),
+    lr: z.coerce.number({ error: '--lr must be a number' }).positive().optional(),
+    adapter: z.literal('lora', { error: '--adapter takes lora (LLaMA-Factory trains LoRA adapters)' }).optional(),
+    zero: z.coerce.number().pipe(z.union([z.literal(2), z.literal(3)], { error: '--zero must be 2 or 3 (the DeepSpeed ZeRO stage)' })).optional(),
     json: z.boolean().default(false),
   })
   .strict();
@@ -33,7 +45,10 @@ export async function exportCommand(argv: string[], out: (line: string) => void)
   const opts = validateFlags(flagsSchema, flags);
   if (positionals.length !== 1) throw new UsageError(`usage: ${exportUsage}`);
   const { doc, baseDir } = loadGraph(positionals[0]);
-  if (opts.format !== 'hf' && (opts.dtype || opts['max-shard-bytes'])) throw new UsageError('--dtype and --max-shard-bytes apply to --format hf only');
+  if (opts.format !== 'hf' && opts.format !== 'train-job' && (opts.dtype || opts['max-shard-bytes'])) throw new UsageError('--dtype and --max-shard-bytes apply to --format hf and train-job only');
+  const jobFlags = TRAIN_JOB_FLAGS.filter((f) => opts[f] !== undefined);
+  if (opts.format !== 'train-job' && jobFlags.length) throw new UsageError(`${jobFlags.map((f) => `--${f}`).join(', ')} apply to --format train-job only`);
+  if (opts.format === 'train-job' && (!opts.recipe || !opts.dataset)) throw new UsageError('--format train-job needs --recipe NAME and --dataset shapes|PATH');
   const result = await runExport(doc, opts.format, {
     baseDir,
     outDir: resolve(opts.out),
@@ -41,6 +56,20 @@ export async function exportCommand(argv: string[], out: (line: string) => void)
     merge: opts.merge,
     dtype: opts.dtype,
     maxShardBytes: opts['max-shard-bytes'],
+    ...(opts.format === 'train-job'
+      ? {
+          trainJob: {
+            recipe: opts.recipe!,
+            dataset: opts.dataset === 'shapes' ? 'shapes' : resolve(opts.dataset!),
+            datasetSize: opts['dataset-size'],
+            steps: opts.steps,
+            batchSize: opts['batch-size'],
+            learningRate: opts.lr,
+            adapter: opts.adapter,
+            zero: opts.zero,
+          },
+        }
+      : {}),
   });
   if (opts.json) {
     for (const f of result.files) out(JSON.stringify({ type: 'file', ...f }));
@@ -53,6 +82,7 @@ export async function exportCommand(argv: string[], out: (line: string) => void)
   const total = result.files.reduce((n, f) => n + f.bytes, 0);
   out(`exported '${doc.name}' as ${opts.format} to ${result.dir} (${result.files.length} files, ${size(total)}${opts.format === 'peft' ? '' : ', manifest.json'})`);
   if (opts.format === 'bundle') out(`run it with: vlmc run ${result.dir} --image IMAGE --prompt TEXT`);
+  if (opts.format === 'train-job') out(`run it with LLaMA-Factory: cd ${result.dir} && llamafactory-cli train train.yaml (README.md has the multi-node commands)`);
   if (opts.format === 'hf') out(`load it with transformers' from_pretrained('${result.dir}'), or bring it back with: vlmc import ${result.dir}`);
   return 0;
 }

@@ -9,6 +9,7 @@ import { ExportError } from './manifest.js';
 import { type ExternalDataMode, exportFusedOnnx, exportTritonRepository } from './onnx.js';
 import { exportPeftAdapters } from './peft.js';
 import { type HfDtype, exportHfFolder } from './hf.js';
+import { exportTrainJob } from './train-job.js';
 
 export { exportBundle, pinAutoParams, BUNDLE_GRAPH_FILE } from './bundle.js';
 export { exportFusedOnnx, exportTritonRepository, fusedVisionModel, visionPath, tritonConfig } from './onnx.js';
@@ -16,8 +17,9 @@ export { ExportError, readManifest, verifyExport, MANIFEST_FILE } from './manife
 
 export { exportPeftAdapters } from './peft.js';
 export { exportHfFolder, HF_DTYPES, type HfDtype } from './hf.js';
+export { exportTrainJob } from './train-job.js';
 
-export const EXPORT_FORMATS = ['bundle', 'onnx', 'triton', 'peft', 'hf'] as const;
+export const EXPORT_FORMATS = ['bundle', 'onnx', 'triton', 'peft', 'hf', 'train-job'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export interface RunExportOptions {
@@ -32,6 +34,8 @@ export interface RunExportOptions {
   dtype?: HfDtype;
   /** hf: shard the weights past this many bytes (default 5 GB, as save_pretrained). */
   maxShardBytes?: number;
+  /** train-job: what LLaMA-Factory should run (see train-job.ts). */
+  trainJob?: { recipe: string; dataset: string; datasetSize?: number; steps?: number; batchSize?: number; learningRate?: number; adapter?: 'lora'; zero?: 2 | 3 };
 }
 
 export async function runExport(doc: GraphDocument, format: ExportFormat, opts: RunExportOptions): Promise<ExportResult> {
@@ -46,6 +50,9 @@ export async function runExport(doc: GraphDocument, format: ExportFormat, opts: 
       return exportPeftAdapters(doc, opts);
     case 'hf':
       return exportHfFolder(doc, opts);
+    case 'train-job':
+      if (!opts.trainJob) throw new ExportError('--format train-job needs --recipe NAME and --dataset shapes|PATH');
+      return exportTrainJob(doc, { ...opts, ...opts.trainJob });
   }
 }
 

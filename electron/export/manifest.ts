@@ -26,7 +26,7 @@ export type ExportedFile = z.infer<typeof exportedFileSchema>;
 export const manifestSchema = z.strictObject({
   format: z.literal(MANIFEST_FORMAT),
   version: z.literal(1),
-  kind: z.enum(['bundle', 'onnx', 'triton', 'hf']),
+  kind: z.enum(['bundle', 'onnx', 'triton', 'hf', 'train-job']),
   composer: z.strictObject({ name: z.string(), version: z.string() }),
   createdAt: z.string(),
   /** The graph document's name. */

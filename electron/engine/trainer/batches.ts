@@ -54,6 +54,43 @@ export function loadSplits(
   return { name: spec, train, eval: evalSet };
 }
 
+/** What a sample says under a task: the user's text (none: the graph's own prompt), its later turns and the target. */
+export interface SampleTexts {
+  user?: string;
+  turns: Array<{ prompt: string; answer: string }>;
+  caption?: string;
+}
+
+/** The user text and the target for a sample under a task (the trainer's rule; the train-job export writes the same). */
+export function sampleTexts(sample: Sample, task: Task): SampleTexts {
+  if (task === 'generation') {
+    // Text → image: the user asks for the caption's image (as NExT-GPT's instruction data does); no text target.
+    if (!sample.caption) throw new TrainError(`sample '${sample.id}' has no caption (the recipe generates images from captions)`);
+    return { user: generationRequest(sample.caption, sample.id), turns: [], caption: sample.caption };
+  }
+  if (task === 'caption') {
+    if (!sample.caption) throw new TrainError(`sample '${sample.id}' has no caption (the recipe trains on captions)`);
+    return { user: undefined, turns: [], caption: sample.caption };
+  }
+  if (task === 'vqa' && sample.qa && sample.qa.length > 0) {
+    const qa = sample.qa[hashString(sample.id) % sample.qa.length];
+    return { user: qa.question, turns: [], caption: qa.answer };
+  }
+  const conv = sample.conversations;
+  if (conv && conv.length >= 2) {
+    const pairs: Array<{ prompt: string; answer: string }> = [];
+    for (let i = 0; i + 1 < conv.length; i += 2) {
+      if (conv[i].from !== 'human' || conv[i + 1].from !== 'gpt') {
+        throw new TrainError(`sample '${sample.id}': conversation turn ${i} must be human then gpt`);
+      }
+      pairs.push({ prompt: conv[i].value.split(IMAGE_PLACEHOLDER).join('').trim(), answer: conv[i + 1].value });
+    }
+    return { user: pairs[0].prompt, turns: pairs.slice(1), caption: pairs[0].answer };
+  }
+  if (sample.caption) return { user: undefined, turns: [], caption: sample.caption };
+  throw new TrainError(`sample '${sample.id}' has no question/answer, conversation or caption for the '${task}' task`);
+}
+
 /** What a tokenizer node's ids are for: the LM sequence, an instruction for the Q-Former, or a text tower. */
 export type TokenRole = 'lm' | 'instruction' | 'text';
 
@@ -163,34 +200,8 @@ export class SampleBuilder {
 
 
   /** The user text and the target for a sample under this task. */
-  private textsOf(sample: Sample): { user?: string; turns: Array<{ prompt: string; answer: string }>; caption?: string } {
-    const { task } = this.o;
-    if (task === 'generation') {
-      // Text → image: the user asks for the caption's image (as NExT-GPT's instruction data does); no text target.
-      if (!sample.caption) throw new TrainError(`sample '${sample.id}' has no caption (the recipe generates images from captions)`);
-      return { user: generationRequest(sample.caption, sample.id), turns: [], caption: sample.caption };
-    }
-    if (task === 'caption') {
-      if (!sample.caption) throw new TrainError(`sample '${sample.id}' has no caption (the recipe trains on captions)`);
-      return { user: undefined, turns: [], caption: sample.caption };
-    }
-    if (task === 'vqa' && sample.qa && sample.qa.length > 0) {
-      const qa = sample.qa[hashString(sample.id) % sample.qa.length];
-      return { user: qa.question, turns: [], caption: qa.answer };
-    }
-    const conv = sample.conversations;
-    if (conv && conv.length >= 2) {
-      const pairs: Array<{ prompt: string; answer: string }> = [];
-      for (let i = 0; i + 1 < conv.length; i += 2) {
-        if (conv[i].from !== 'human' || conv[i + 1].from !== 'gpt') {
-          throw new TrainError(`sample '${sample.id}': conversation turn ${i} must be human then gpt`);
-        }
-        pairs.push({ prompt: conv[i].value.split(IMAGE_PLACEHOLDER).join('').trim(), answer: conv[i + 1].value });
-      }
-      return { user: pairs[0].prompt, turns: pairs.slice(1), caption: pairs[0].answer };
-    }
-    if (sample.caption) return { user: undefined, turns: [], caption: sample.caption };
-    throw new TrainError(`sample '${sample.id}' has no question/answer, conversation or caption for the '${task}' task`);
+  private textsOf(sample: Sample): SampleTexts {
+    return sampleTexts(sample, this.o.task);
   }
 
   /**
