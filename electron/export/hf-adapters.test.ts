@@ -13,6 +13,7 @@ import { type Tensor, tensorFromNumbers } from '../onnx/ir.js';
 import { importHfFolder } from '../formats/hf/import.js';
 import { expectClose, relativeError } from '../formats/hf/fixtures.test-support.js';
 import { exportHfFolder } from './hf.js';
+import { readSafetensorsHeader } from '../onnx/safetensors.js';
 
 const graphsDir = join(import.meta.dirname, '..', '..', 'graphs');
 const tmp = mkdtempSync(join(tmpdir(), 'vlmc-hf-adapters-'));
@@ -70,6 +71,12 @@ describe('vlmc export --format hf with a trained LoRA', () => {
     const beside = join(tmp, 'beside');
     const res2 = await exportHfFolder(trained, { baseDir: out, outDir: beside, executor });
     expect(res2.files.map((f) => f.path)).toEqual(expect.arrayContaining([`adapters/${llm.id}/adapter_config.json`, `adapters/${llm.id}/adapter_model.safetensors`]));
+    // PEFT finds each adapted layer under the exported state dict's name (Blip2's OPT: language_model.model.decoder.…).
+    const keys = readSafetensorsHeader(join(beside, 'adapters', llm.id, 'adapter_model.safetensors')).entries.map((e) => e.name);
+    expect(keys.length).toBeGreaterThan(0);
+    for (const k of keys) expect(k).toMatch(/^base_model\.model\.language_model\.model\.decoder\.layers\.\d+\.self_attn\.[qv]_proj\.lora_[AB]\.weight$/);
+    const exported = new Set(readSafetensorsHeader(join(beside, 'model.safetensors')).entries.map((e) => e.name));
+    for (const k of keys) expect(exported.has(`${k.replace(/^base_model\.model\./, '').replace(/\.lora_[AB]\.weight$/, '')}.weight`), k).toBe(true);
     expectClose(await logits(textPath(importHfFolder(beside).doc), beside, D), before, 1e-6, 'base re-import (adapter beside)');
   }, 120_000);
 });

@@ -419,7 +419,14 @@ export async function exportHfFolder(doc: GraphDocument, opts: HfExportOptions):
       if (plan.image.processor) add(writeExportFile(dir, 'processor_config.json', json(plan.image.processor)));
     }
     if (adapted.length) {
-      const peft = await exportPeftAdapters(doc, { baseDir: opts.baseDir, outDir: dir, executor });
+      // Each adapted layer named as this folder's state dict names it, so PeftModel.from_pretrained(model, 'adapters/<node>') finds it.
+      const partOf = new Map(plan.parts.map((p) => [p.node, p]));
+      const peft = await exportPeftAdapters(doc, {
+        baseDir: opts.baseDir,
+        outDir: dir,
+        executor,
+        peftOptions: (node) => ({ moduleWeightName: (ours) => partOf.get(node)?.toHf(ours) ?? ours }),
+      });
       for (const f of peft.files) add(f);
       notes.push(...peft.notes, `adapters of ${adapted.map((a) => `'${a}'`).join(', ')} are written beside the base in PEFT format (adapters/<node>/); --merge folds LoRA into the weights instead`);
     }
@@ -477,6 +484,9 @@ function modelCard(
     `from transformers import ${plan.image ? 'AutoProcessor' : 'AutoTokenizer'}, ${cls}`,
     plan.image ? 'processor = AutoProcessor.from_pretrained("PATH")' : 'tokenizer = AutoTokenizer.from_pretrained("PATH")',
     `model = ${cls}.from_pretrained("PATH")`,
+    ...(!o.merged && doc.nodes.some((n) => n.adapters.length > 0)
+      ? ['from peft import PeftModel', ...doc.nodes.filter((n) => n.adapters.length > 0).map((n) => `model = PeftModel.from_pretrained(model, "PATH/adapters/${n.id}")`)]
+      : []),
     '```',
     '',
   ];

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { serializeSafetensors } from '../onnx/safetensors.js';
 import type { Tensor } from '../onnx/ir.js';
 import { type Catalog, defaultCatalog } from '../nodes/catalog.js';
-import { ADAPTER_CONFIG_FILE, ADAPTER_MODEL_FILE, savePeftAdapter } from '../nodes/adapters/peft-format.js';
+import { ADAPTER_CONFIG_FILE, ADAPTER_MODEL_FILE, type PeftExportOptions as PeftFileOptions, savePeftAdapter } from '../nodes/adapters/peft-format.js';
 import { applyAdapters } from '../nodes/adapters/index.js';
 import { type LoraInfo, mergeLora } from '../nodes/adapters/lora.js';
 import type { AdapterResult } from '../nodes/adapters/common.js';
@@ -25,6 +25,8 @@ export interface PeftExportOptions {
   executor?: Executor;
   catalog?: Catalog;
   onProgress?: (p: ExportProgress) => void;
+  /** PEFT options per adapted node (the HF export names each adapted layer as its exported state dict does). */
+  peftOptions?: (nodeId: string) => PeftFileOptions;
 }
 
 export async function exportPeftAdapters(doc: GraphDocument, o: PeftExportOptions): Promise<ExportResult> {
@@ -40,7 +42,7 @@ export async function exportPeftAdapters(doc: GraphDocument, o: PeftExportOption
       if (applied.storedWeights === 0) notes.push(`node '${node.id}': no trained adapter weights in its weights file; exported the initial adapter`);
       for (const { id, method, result } of applied.results) {
         const rel = applied.results.length === 1 ? `adapters/${node.id}` : `adapters/${node.id}/${id}`;
-        await savePeftAdapter(join(o.outDir, rel), method, result);
+        await savePeftAdapter(join(o.outDir, rel), method, result, o.peftOptions?.(node.id));
         for (const f of [ADAPTER_MODEL_FILE, ADAPTER_CONFIG_FILE]) {
           files.push(describeFile(o.outDir, `${rel}/${f}`));
           o.onProgress?.({ file: `${rel}/${f}` });

@@ -34,6 +34,19 @@ export interface PeftExportOptions {
   baseModelNameOrPath?: string | null;
   /** Prepended to module paths in the keys, e.g. 'model.decoder.' for an HF OPT checkpoint. */
   modulePrefix?: string;
+  /**
+   * Our weight name of an adapted layer ('model.layers.0.self_attn.q_proj.weight') → the module's state-dict name in
+   * the model the adapter is for (an HF export's names), so PEFT finds the layer there; applied before modulePrefix.
+   */
+  moduleWeightName?: (ours: string) => string;
+}
+
+/** An adapter tensor name with its module part renamed ('<module>.lora_A.default.weight' → '<renamed>.lora_A…'). */
+function renameModule(name: string, rename: ((ours: string) => string) | undefined): string {
+  if (!rename) return name;
+  const at = name.search(/\.(lora_[AB]|lora_magnitude_vector|ia3_l)(\.|$)/);
+  if (at < 0) return name;
+  return `${rename(`${name.slice(0, at)}.weight`).replace(/\.weight$/, '')}${name.slice(at)}`;
 }
 
 export interface PeftFiles {
@@ -97,7 +110,7 @@ export async function peftFiles(method: AdapterMethodName, result: AdapterResult
   const tensors = new Map<string, Tensor>();
   const prefix = opts.modulePrefix ?? '';
   const own = () => {
-    for (const name of result.trainable) tensors.set(peftKey(name, prefix), g.initializers.get(name)!);
+    for (const name of result.trainable) tensors.set(peftKey(renameModule(name, opts.moduleWeightName), prefix), g.initializers.get(name)!);
   };
   let config: Record<string, unknown>;
   let spec: { method: AdapterMethodName; config: unknown } = { method, config: (result.info as { config: unknown }).config };
