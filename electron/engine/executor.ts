@@ -94,11 +94,19 @@ export interface ExecutorOptions {
   maxSessions?: number;
 }
 
-interface BuiltNode {
+interface BuiltFragment {
   fragment: OnnxFragment;
-  session: ort.InferenceSession;
   /** Weights the node's adapters added (what trains when the node itself is frozen), and their auxiliary losses. */
   adapters: { trainable: string[]; auxLosses: Array<{ output: string; coefficient: number }> };
+  /**
+   * onnxruntime's session of the fragment, created when a run first needs it: fusing (training, export) and
+   * inspecting need only the fragment, and a real-size node's session holds all its weights.
+   */
+  opened?: Promise<ort.InferenceSession>;
+}
+
+interface BuiltNode extends BuiltFragment {
+  session: ort.InferenceSession;
 }
 
 /** In a node's weights file, adapter tensors are stored as `adapters/<name>`; the rest are the node's own. */
@@ -109,7 +117,7 @@ const HOST_STEPS: Record<string, GraphHostStep> = { ...ioHostSteps, ...textHostS
 export class Executor {
   readonly catalog: Catalog;
   readonly cache: OutputCache;
-  private readonly built = new Map<string, Promise<BuiltNode>>();
+  private readonly built = new Map<string, Promise<BuiltFragment>>();
   private readonly maxSessions: number;
   private providers: ExecutionProvider[];
   private readonly autoProviders: boolean;
@@ -350,14 +358,30 @@ export class Executor {
   private async sharedEmbedding(plan: RunPlan, decoderId: string): Promise<Tensor> {
     const embedId = plan.ancestors(decoderId).find((a) => plan.node(a).type === 'llm.embed_tokens');
     if (!embedId) throw new RunError(`node '${decoderId}': generation needs an Embed tokens node feeding this decoder`, decoderId);
-    const built = await this.build(plan, embedId);
+    const built = await this.buildFragment(plan, embedId);
     const t = built.fragment.graph.initializers.get(WORD_EMBEDDING);
     if (!t) throw new RunError(`node '${embedId}': has no '${WORD_EMBEDDING}'`, embedId);
     return t;
   }
 
-  /** Builds (or reuses) a node's fragment and session; keyed by everything that shapes the model. */
-  private build(plan: RunPlan, id: string): Promise<BuiltNode> {
+  /** Builds (or reuses) a node's fragment and its session. */
+  private async build(plan: RunPlan, id: string): Promise<BuiltNode> {
+    const built = await this.buildFragment(plan, id);
+    built.opened ??= this.resolveExecutionProviders().then((executionProviders) =>
+      createSession({
+        irVersion: 8,
+        producerName: 'vlm-composer',
+        producerVersion: '0.1.0',
+        opsets: { '': built.fragment.opset },
+        graph: built.fragment.graph,
+        metadata: {},
+      }, { executionProviders }));
+    built.opened.catch(() => (built.opened = undefined));
+    return { ...built, session: await built.opened };
+  }
+
+  /** Builds (or reuses) a node's fragment, without a session; keyed by everything that shapes the model. */
+  private buildFragment(plan: RunPlan, id: string): Promise<BuiltFragment> {
     const key = hashKey(plan.buildIdentity(id));
     const existing = this.built.get(key);
     if (existing) {
@@ -383,22 +407,14 @@ export class Executor {
         adapters.trainable = applied.trainable;
         adapters.auxLosses = applied.auxLosses;
       }
-      const session = await createSession({
-        irVersion: 8,
-        producerName: 'vlm-composer',
-        producerVersion: '0.1.0',
-        opsets: { '': fragment.opset },
-        graph: fragment.graph,
-        metadata: {},
-      }, { executionProviders: await this.resolveExecutionProviders() });
-      return { fragment, session, adapters };
+      return { fragment, adapters };
     })();
     promise.catch(() => this.built.delete(key));
     this.built.set(key, promise);
     while (this.built.size > this.maxSessions) {
-      const [oldest, p] = this.built.entries().next().value as [string, Promise<BuiltNode>];
+      const [oldest, p] = this.built.entries().next().value as [string, Promise<BuiltFragment>];
       this.built.delete(oldest);
-      void p.then((b) => b.session.release()).catch(() => undefined);
+      void p.then((b) => b.opened?.then((session) => session.release())).catch(() => undefined);
     }
     return promise;
   }
@@ -406,13 +422,13 @@ export class Executor {
   /** Builds a node's fragment (no session) — used by inspect, compare and export. */
   async fragmentOf(doc: GraphDocument, baseDir: string, id: string): Promise<OnnxFragment> {
     const plan = new RunPlan(doc, this.catalog, { baseDir, targets: [id] });
-    return (await this.build(plan, id)).fragment;
+    return (await this.buildFragment(plan, id)).fragment;
   }
 
   /** The weights a node's adapters add (the trainer trains them) and their auxiliary loss outputs. */
   async adaptersOf(doc: GraphDocument, baseDir: string, id: string): Promise<BuiltNode['adapters']> {
     const plan = new RunPlan(doc, this.catalog, { baseDir, targets: [id] });
-    return (await this.build(plan, id)).adapters;
+    return (await this.buildFragment(plan, id)).adapters;
   }
 
   /** Fused mode: the fragments of `nodeIds` (ONNX nodes) joined into one model (see compose.ts). */
@@ -422,7 +438,7 @@ export class Executor {
     for (const id of plan.order) {
       if (!nodeIds.includes(id)) continue;
       if (!plan.def(id).build) throw new RunError(`node '${id}' (${plan.node(id).type}) is a host step and cannot be fused`, id);
-      parts.push({ id, fragment: (await this.build(plan, id)).fragment });
+      parts.push({ id, fragment: (await this.buildFragment(plan, id)).fragment });
     }
     return composeFragments(parts, doc.edges, { graphName: doc.name, ...opts });
   }
@@ -431,7 +447,7 @@ export class Executor {
     const all = [...this.built.values()];
     this.built.clear();
     this.cache.clear();
-    await Promise.all(all.map((p) => p.then((b) => b.session.release()).catch(() => undefined)));
+    await Promise.all(all.map((p) => p.then((b) => b.opened?.then((session) => session.release())).catch(() => undefined)));
   }
 }
 
