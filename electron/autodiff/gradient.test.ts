@@ -8,7 +8,7 @@ import { inferShapes } from '../onnx/shapes.js';
 import { attachWeightedLoss, compareToReference, finiteDifferenceGradients, randomTensorLike } from './gradcheck.js';
 import { buildGradientGraph } from './gradient.js';
 import { planGradients } from './requires-grad.js';
-import { gradientsFor } from './rules/rule-check.js';
+import { gradientsFor } from './rules/rule-check.test-support.js';
 
 describe('one backward graph with a symbolic batch dim', () => {
   it('gives correct gradients at two batch sizes', async () => {

@@ -37,7 +37,7 @@ import {
   siluRef,
   vec,
   weightMat,
-} from './blocks.reference.js';
+} from './blocks-reference.test-support.js';
 
 const ctx = (over: Partial<BuildContext> = {}): BuildContext => ({ nodeId: 't', seed: 3, inputShapes: {}, ...over });
 

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { type Tensor, tensorToNumbers } from '../onnx/ir.js';
-import { type Mat, attentionRef, batchSlice, geluNewRef, layerNormRef, linearRef, mapRef, mat, maxAbsDiff, vec, weightMat } from './blocks.reference.js';
+import { type Mat, attentionRef, batchSlice, geluNewRef, layerNormRef, linearRef, mapRef, mat, maxAbsDiff, vec, weightMat } from './blocks-reference.test-support.js';
 import { portsOf } from './catalog.js';
 import type { BuildContext, OnnxFragment } from './types.js';
 import { buildEncoder, encoderDef, ids, metaCount, runFragment, wave } from './encoders.test-support.js';

@@ -3,7 +3,7 @@ import { type Tensor, tensorFromNumbers, tensorToNumbers } from '../onnx/ir.js';
 import { loadModel } from '../onnx/proto.js';
 import { readSafetensors } from '../onnx/safetensors.js';
 import { NodeBuildError } from './blocks.js';
-import { type Mat, at, attentionRef, batchSlice, layerNormRef, linearRef, mapRef, mat, maxAbsDiff, quickGeluRef, vec, weightMat } from './blocks.reference.js';
+import { type Mat, at, attentionRef, batchSlice, layerNormRef, linearRef, mapRef, mat, maxAbsDiff, quickGeluRef, vec, weightMat } from './blocks-reference.test-support.js';
 import type { BuildContext, OnnxFragment, ResolvedShapes } from './types.js';
 import { buildEncoder, encoderDef, ids, metaCount, runFragment, wave } from './encoders.test-support.js';
 

@@ -4,7 +4,7 @@ import { runModel } from '../onnx/ort.js';
 import { loadModel } from '../onnx/proto.js';
 import { readSafetensors } from '../onnx/safetensors.js';
 import { type MetaBuildContext, parameterCount } from './blocks.js';
-import { type Mat, addRef, attentionRef, batchSlice, geluRef, layerNormRef, linearRef, mapRef, mat, maxAbsDiff, vec, weightMat } from './blocks.reference.js';
+import { type Mat, addRef, attentionRef, batchSlice, geluRef, layerNormRef, linearRef, mapRef, mat, maxAbsDiff, vec, weightMat } from './blocks-reference.test-support.js';
 import { Catalog, describeNodeType } from './catalog.js';
 import { nodeTypes as encoderTypes } from './encoders.js';
 import { nodeTypes } from './projectors.js';

@@ -1,8 +1,8 @@
-// Finite-difference checks of the elementwise VJP rules (cases in rule-cases.ts).
+// Finite-difference checks of the elementwise VJP rules (cases in rule-cases.test-support.ts).
 
 import { describe, expect, it } from 'vitest';
-import { ELEMENTWISE_CASES } from './rule-cases.js';
-import { checkRuleCase } from './rule-check.js';
+import { ELEMENTWISE_CASES } from './rule-cases.test-support.js';
+import { checkRuleCase } from './rule-check.test-support.js';
 
 describe('elementwise VJP rules match central finite differences', () => {
   for (const c of ELEMENTWISE_CASES) {

@@ -2,8 +2,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { VJP_RULES } from './index.js';
-import { ALL_CASES } from './rule-cases.js';
-import { checkRuleCase } from './rule-check.js';
+import { ALL_CASES } from './rule-cases.test-support.js';
+import { checkRuleCase } from './rule-check.test-support.js';
 
 describe('VJP rule table', () => {
   it('has a finite-difference case for every rule', () => {

@@ -1,8 +1,8 @@
-// Finite-difference checks of the reduce VJP rules (cases in rule-cases.ts).
+// Finite-difference checks of the reduce VJP rules (cases in rule-cases.test-support.ts).
 
 import { describe, expect, it } from 'vitest';
-import { REDUCE_CASES } from './rule-cases.js';
-import { checkRuleCase } from './rule-check.js';
+import { REDUCE_CASES } from './rule-cases.test-support.js';
+import { checkRuleCase } from './rule-check.test-support.js';
 
 describe('reduce VJP rules match central finite differences', () => {
   for (const c of REDUCE_CASES) {

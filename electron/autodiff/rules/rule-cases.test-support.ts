@@ -2,7 +2,7 @@
 // partial-gradient variants. Each family's *.test.ts runs its list; index.test.ts checks that every rule is covered.
 
 import type { Dim } from '../../onnx/ir.js';
-import type { InputSpec, RuleCase } from './rule-check.js';
+import type { InputSpec, RuleCase } from './rule-check.test-support.js';
 
 /** A float graph input. */
 const f = (dims: number[], opts: Partial<InputSpec> = {}): InputSpec => ({ dims, ...opts });

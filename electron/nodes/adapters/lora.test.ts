@@ -3,7 +3,7 @@ import { tensorToNumbers } from '../../onnx/ir.js';
 import { AdapterError, fragmentFromModel } from './common.js';
 import { applyLora, loraDelta, mergeLora, unmergeLora } from './lora.js';
 import { findLinearLayers, layerIndex, moduleMatches, selectTargets } from './targets.js';
-import { decoderFeeds, loadGpt2Fixture, maxAbs, maxAbsDiff, perturb, runFragment, tinyDecoder } from './test-fixtures.js';
+import { decoderFeeds, loadGpt2Fixture, maxAbs, maxAbsDiff, perturb, runFragment, tinyDecoder } from './fixtures.test-support.js';
 
 describe('target matching', () => {
   it('finds the linear layers of every decoder flavour with their layout and sizes', () => {

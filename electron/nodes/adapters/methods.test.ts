@@ -5,7 +5,7 @@ import { applyBottleneck } from './bottleneck.js';
 import { modelFromFragment } from './common.js';
 import { applyIa3 } from './ia3.js';
 import { applyLoraMoe } from './lora-moe.js';
-import { decoderFeeds, maxAbsDiff, perturb, runFragment, tinyDecoder } from './test-fixtures.js';
+import { decoderFeeds, maxAbsDiff, perturb, runFragment, tinyDecoder } from './fixtures.test-support.js';
 
 describe('bottleneck adapters', () => {
   it('Pfeiffer: after the FFN only; Houlsby: after attention and FFN; identity at init', async () => {

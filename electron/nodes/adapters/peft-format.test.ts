@@ -12,7 +12,7 @@ import { fragmentFromModel, modelFromFragment } from './common.js';
 import { applyAdapter, applyAdapters } from './index.js';
 import { applyLora } from './lora.js';
 import { readPeftAdapter, saveMergedModel, savePeftAdapter } from './peft-format.js';
-import { decoderFeeds, loadGpt2Fixture, maxAbsDiff, perturb, randomFloats, runFragment, tinyDecoder } from './test-fixtures.js';
+import { decoderFeeds, loadGpt2Fixture, maxAbsDiff, perturb, randomFloats, runFragment, tinyDecoder } from './fixtures.test-support.js';
 
 const dirs: string[] = [];
 const tempDir = () => {

@@ -3,7 +3,7 @@ import { type Tensor, tensorFromNumbers, tensorToNumbers } from '../../onnx/ir.j
 import { headDim, pastKeyName, pastValueName, resolveDecoderConfig } from '../llms.js';
 import { fragmentFromModel } from './common.js';
 import { applyPrefix, findAttentionSites } from './prefix.js';
-import { decoderFeeds, loadGpt2Fixture, maxAbsDiff, runFragment, tinyDecoder } from './test-fixtures.js';
+import { decoderFeeds, loadGpt2Fixture, maxAbsDiff, runFragment, tinyDecoder } from './fixtures.test-support.js';
 
 /** Layer i's prefix keys or values [B, kvH, P, hd] read out of the peft table [P, 2·L·td]. */
 function prefixAsPast(table: Tensor, layerSlot: number, batch: number, kvH: number, hd: number): Tensor {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type Tensor, tensorFromNumbers, tensorToNumbers } from '../../onnx/ir.js';
 import { resolveDecoderConfig } from '../llms.js';
 import { applyPrompt, applyPtuning } from './prompt.js';
-import { decoderFeeds, maxAbsDiff, runFragment, tinyDecoder } from './test-fixtures.js';
+import { decoderFeeds, maxAbsDiff, runFragment, tinyDecoder } from './fixtures.test-support.js';
 
 const cfg = resolveDecoderConfig({ preset: 'tiny', flavour: 'opt' });
 const D = cfg.hiddenSize;

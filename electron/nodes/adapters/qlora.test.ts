@@ -14,7 +14,7 @@ import {
   replaceWithNf4,
 } from './nf4.js';
 import { applyQlora } from './qlora.js';
-import { decoderFeeds, maxAbsDiff, randomFloats, runFragment, tinyDecoder } from './test-fixtures.js';
+import { decoderFeeds, maxAbsDiff, randomFloats, runFragment, tinyDecoder } from './fixtures.test-support.js';
 
 const MAX_HALF_GAP = Math.max(...NF4_CODE.slice(1).map((c, i) => (c - NF4_CODE[i]) / 2));
 
