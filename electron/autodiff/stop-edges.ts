@@ -78,8 +78,3 @@ export function isStopInput(opType: string, inputIndex: number): boolean {
   if (!stops) return false;
   return stops.includes(ALL) || stops.includes(inputIndex);
 }
-
-/** Ops whose outputs carry no gradient at all (every input is a stop edge). */
-export function isNonDifferentiableOp(opType: string): boolean {
-  return STOP_INPUTS[opType]?.includes(ALL) ?? false;
-}

@@ -36,7 +36,6 @@ export const UnetPortsSchema = z
     timestepShape: z.enum(['batch', 'scalar']).default('batch'),
   })
   .strict();
-export type UnetPorts = z.infer<typeof UnetPortsSchema>;
 
 /** A Denoiser over a UNet inference session (ports named as in `generator.unet` unless overridden). */
 export function unetDenoiser(session: ort.InferenceSession, ports: z.input<typeof UnetPortsSchema> = {}): Denoiser {
@@ -80,7 +79,6 @@ export const DiffusionSettingsSchema = z
     sampleShape: z.tuple([z.number().int().min(1), z.number().int().min(1), z.number().int().min(1)]),
   })
   .strict();
-export type DiffusionSettings = z.infer<typeof DiffusionSettingsSchema>;
 
 export interface DiffusionProgress {
   /** 1-based index of the step just finished. */

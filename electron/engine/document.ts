@@ -73,7 +73,6 @@ export const docNodeSchema = z.strictObject({
 export type DocNode = z.infer<typeof docNodeSchema>;
 
 export const portRefSchema = z.strictObject({ node: nodeIdSchema, port: portNameSchema });
-export type PortRef = z.infer<typeof portRefSchema>;
 
 export const docEdgeSchema = z.strictObject({ from: portRefSchema, to: portRefSchema });
 export type DocEdge = z.infer<typeof docEdgeSchema>;
@@ -90,7 +89,6 @@ export const graphUiSchema = z.strictObject({
   groups: z.array(uiGroupSchema).default([]),
   viewport: z.strictObject({ x: z.number(), y: z.number(), zoom: z.number().positive() }).optional(),
 });
-export type GraphUi = z.infer<typeof graphUiSchema>;
 
 export const graphDocumentSchema = z.strictObject({
   format: z.literal(GRAPH_FORMAT),

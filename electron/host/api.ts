@@ -35,14 +35,14 @@ export interface Dialogs {
   pickFolder(options: { title: string }): Promise<string | null>;
 }
 
-export interface HostApiOptions {
+interface HostApiOptions {
   mode: 'electron' | 'browser';
   dataDir: string;
   templatesDir: string;
   dialogs?: Dialogs;
 }
 
-export class HostFailure extends Error {
+class HostFailure extends Error {
   constructor(readonly code: ErrorCode, message: string) {
     super(message);
     this.name = 'HostFailure';

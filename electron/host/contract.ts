@@ -24,7 +24,7 @@ const nodeFamily = z.enum([
   'encoder', 'input-projector', 'llm', 'output-projector', 'generator', 'io', 'prompt', 'loss', 'imported',
 ]);
 
-export const portSpecSchema = z.object({
+const portSpecSchema = z.object({
   name: z.string(),
   kind: portKind,
   shape: z.array(z.union([z.string(), z.number()])).optional(),
@@ -32,7 +32,7 @@ export const portSpecSchema = z.object({
   doc: z.string().optional(),
 });
 
-export const paramInfoSchema = z.object({
+const paramInfoSchema = z.object({
   name: z.string(),
   kind: z.enum(['int', 'float', 'string', 'bool', 'enum', 'json']),
   default: z.unknown(),
@@ -62,7 +62,7 @@ export const nodeTypeInfoSchema = z.object({
 
 const nodeId = z.string().min(1);
 
-export const diagnosticSchema = z.object({
+const diagnosticSchema = z.object({
   severity: z.enum(['error', 'warning']),
   nodeId: z.string().optional(),
   port: z.string().optional(),
@@ -118,7 +118,7 @@ const uploadId = z.string().regex(/^[A-Za-z0-9-]{8,64}$/, 'an upload id is 8 to 
 const uploadedFolder = z.object({ source: z.literal('upload'), uploadId, folder: z.string().min(1) });
 
 /** An image given at run time: uploaded content (browser, drop) or a path the user picked (Electron). */
-export const runImageSchema = z.union([
+const runImageSchema = z.union([
   z.strictObject({ name: z.string().min(1), base64: z.string().min(1) }),
   z.strictObject({ path: z.string().min(1) }),
 ]);
@@ -127,7 +127,7 @@ export const runImageSchema = z.union([
  * Run-time data. The image goes to every `io.image` node; the prompt goes to the `io.text` node named by
  * `promptNode`, or to the first `io.text` node in document order.
  */
-export const runInputsSchema = z.strictObject({
+const runInputsSchema = z.strictObject({
   image: runImageSchema.optional(),
   prompt: z.string().optional(),
   promptNode: nodeId.optional(),
@@ -359,7 +359,6 @@ export const methods = {
 } as const;
 
 export type MethodName = keyof typeof methods;
-export const METHOD_NAMES = Object.keys(methods) as MethodName[];
 export type Params<M extends MethodName> = z.input<(typeof methods)[M]['params']>;
 export type ParsedParams<M extends MethodName> = z.output<(typeof methods)[M]['params']>;
 export type Result<M extends MethodName> = z.output<(typeof methods)[M]['result']>;
@@ -367,7 +366,7 @@ export type Result<M extends MethodName> = z.output<(typeof methods)[M]['result'
 // ---------------------------------------------------------------------------------------------------------------
 // Events (host → renderer)
 
-export const exportEventSchema = z.object({
+const exportEventSchema = z.object({
   channel: z.literal('export.event'),
   id: z.string(),
   type: z.enum(['started', 'progress', 'done', 'error']),
@@ -386,10 +385,9 @@ export type HostEvent = z.infer<typeof hostEventSchema>;
 // ---------------------------------------------------------------------------------------------------------------
 // Envelopes: identical on both transports. Errors are data, not exceptions (IPC drops custom Error fields).
 
-export const ERROR_CODES = ['invalid-request', 'not-available', 'file-policy', 'not-found', 'invalid-file', 'failed'] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number];
+export type ErrorCode = 'invalid-request' | 'file-policy' | 'not-found' | 'invalid-file' | 'failed';
 
-export interface HostError {
+interface HostError {
   code: ErrorCode;
   message: string;
 }
@@ -398,14 +396,8 @@ export type Reply<M extends MethodName = MethodName> =
   | { ok: true; result: Result<M> }
   | { ok: false; error: HostError };
 
-export const replySchema = z.union([
-  z.object({ ok: z.literal(true), result: z.unknown() }),
-  z.object({ ok: z.literal(false), error: z.object({ code: z.enum(ERROR_CODES), message: z.string() }) }),
-]);
-
 /** WebSocket frames. */
 export const wsRequestSchema = z.object({ kind: z.literal('request'), id: z.number().int(), method: z.string(), params: z.unknown() });
-export type WsRequest = z.infer<typeof wsRequestSchema>;
 export type WsFrame =
   | { kind: 'reply'; id: number; reply: Reply }
   | { kind: 'event'; event: HostEvent };

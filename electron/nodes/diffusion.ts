@@ -20,7 +20,6 @@ export const noiseParams = z.strictObject({
   size: z.number().int().min(4).max(1024).default(32),
   timestep: z.number().int().min(0).max(9999).default(999),
 });
-export type NoiseParams = z.infer<typeof noiseParams>;
 
 const noiseNode: NodeTypeDef<typeof noiseParams> = {
   info: {

@@ -25,7 +25,6 @@ export const labelsParams = z.strictObject({
   padding: z.enum(['longest', 'max_length']).default('longest'),
   append_eos: z.boolean().default(true),
 });
-export type LabelsParams = z.infer<typeof labelsParams>;
 
 /** Labels typed as one text: separated by ';' or new lines; empty pieces are dropped. */
 export function splitLabels(text: string): string[] {
@@ -90,7 +89,6 @@ export const zeroShotParams = z.strictObject({
   logit_bias: z.number().default(0),
   activation: z.enum(['softmax', 'sigmoid']).default('softmax'),
 });
-export type ZeroShotParams = z.infer<typeof zeroShotParams>;
 
 const zeroShotNode: NodeTypeDef<typeof zeroShotParams> = {
   info: {

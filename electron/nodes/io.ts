@@ -99,8 +99,6 @@ export const videoParams = z.strictObject({
   normalize,
 });
 
-export type VideoInputParams = z.infer<typeof videoParams>;
-
 /** Indices of `count` frames spread uniformly over `total` (first and last included when count > 1). */
 export function sampleFrameIndices(total: number, count: number): number[] {
   if (!Number.isInteger(total) || total < 1) throw new RangeError(`a video needs at least one frame (got ${total})`);
@@ -145,8 +143,6 @@ export const audioParams = z.strictObject({
   n_mels: z.number().int().min(8).max(256).default(80),
   seconds: z.number().positive().max(600).default(30),
 });
-
-export type AudioInputParams = z.infer<typeof audioParams>;
 
 const audioNode: NodeTypeDef<typeof audioParams> = {
   info: {
@@ -200,8 +196,6 @@ const textNode: NodeTypeDef<typeof textParams> = {
 
 export const textOutputParams = z.strictObject({ path: z.string().default('') });
 
-export type TextOutputParams = z.infer<typeof textOutputParams>;
-
 const textOutputNode: NodeTypeDef<typeof textOutputParams> = {
   info: {
     type: 'io.text_output',
@@ -223,8 +217,6 @@ export const imageOutputParams = z.strictObject({
   path: z.string().default(''),
   range: z.enum(['-1..1', '0..1']).default('-1..1'),
 });
-
-export type ImageOutputParams = z.infer<typeof imageOutputParams>;
 
 /** Maps a pixel value from the generator's range to [0, 1] (what PNG encoding expects). */
 export function toUnitRange(v: number, range: '-1..1' | '0..1'): number {
@@ -265,8 +257,6 @@ export const tensorOutputParams = z.strictObject({
     .regex(/^[A-Za-z0-9_.-]+$/, 'a tensor name of letters, digits, _ . -')
     .default('tensor'),
 });
-
-export type TensorOutputParams = z.infer<typeof tensorOutputParams>;
 
 const tensorOutputNode: NodeTypeDef<typeof tensorOutputParams> = {
   info: {

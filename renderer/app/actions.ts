@@ -1,7 +1,7 @@
 // User actions that talk to the host: load catalogue and templates, open/save, import, autosave, validation.
 
 import type { GraphDocumentWire, Result } from '../../electron/host/contract.js';
-import { client, HostCallError } from '../api/index.js';
+import { client } from '../api/index.js';
 import { documentFromFlow, flowFromDocument } from '../store/model.js';
 import { composerStore } from '../store/store.js';
 
@@ -193,8 +193,7 @@ export async function validateNow(): Promise<void> {
     if (ticket === validating) store().setDiagnostics(diagnostics);
   } catch (e) {
     if (ticket !== validating) return;
-    const note = e instanceof HostCallError && e.code === 'not-available' ? 'Validation not available yet' : `Validation failed: ${message(e)}`;
-    store().setDiagnostics([], note);
+    store().setDiagnostics([], `Validation failed: ${message(e)}`);
   }
 }
 

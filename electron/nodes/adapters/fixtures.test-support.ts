@@ -8,7 +8,7 @@ import { buildDecoder, headDim, pastKeyName, pastValueName, resolveDecoderConfig
 import type { OnnxFragment } from '../types.js';
 import { modelFromFragment } from './common.js';
 
-export const GPT2_FIXTURE = '/work/shared/fixtures/gpt2_tiny.onnx';
+const GPT2_FIXTURE = '/work/shared/fixtures/gpt2_tiny.onnx';
 
 export function loadGpt2Fixture(): Model {
   return loadModel(GPT2_FIXTURE);

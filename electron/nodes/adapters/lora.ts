@@ -35,7 +35,6 @@ export const loraConfigSchema = z.strictObject({
   alpha_pattern: z.record(z.string(), z.number().positive()).default({}),
 });
 export type LoraConfig = z.output<typeof loraConfigSchema>;
-export type LoraConfigInput = z.input<typeof loraConfigSchema>;
 
 export const LORA_CONFIG_DOCS: Record<keyof LoraConfig, string> = {
   target_modules: "Modules to adapt: a list of name suffixes, a regex (full match) or 'all-linear'. Default: the family's q/v projections.",

@@ -226,11 +226,6 @@ export function replaceWithNf4(b: GraphBuilder, weightName: string, layout: Weig
   return q;
 }
 
-/** True when `weightName` is stored NF4 in this graph. */
-export function isNf4(graph: Graph, weightName: string): boolean {
-  return graph.initializers.has(`${weightName}${NF4_SUFFIX}`) && !graph.initializers.has(weightName);
-}
-
 /**
  * Average storage bits per parameter over the NF4 weights of a graph: 4 + 8/64 + 32/(64·256) ≈ 4.127 with double
  * quantisation (plus the per-weight offset), 4.5 without. Throws when nothing is quantised.

@@ -21,7 +21,6 @@ export const qloraConfigSchema = loraConfigSchema.extend({
   /** Which base weights to quantise: every linear layer except the output head (QLoRA), or only the targets. */
   quantize_modules: z.enum(['all-linear', 'targets']).default('all-linear'),
 });
-export type QloraConfig = z.output<typeof qloraConfigSchema>;
 
 export const QLORA_CONFIG_DOCS: Record<string, string> = {
   quant_type: "Base weight format: 'nf4' (4-bit NormalFloat).",

@@ -23,8 +23,6 @@ function rankStable(row: readonly number[], target: number): number {
   return rank;
 }
 
-export const RECALL_KS = [1, 5, 10] as const;
-
 export interface RetrievalScores {
   i2t_r1: number; i2t_r5: number; i2t_r10: number;
   t2i_r1: number; t2i_r5: number; t2i_r10: number;
