@@ -1,6 +1,7 @@
 // Reverse-mode autodiff over an ONNX graph: appends the backward pass (standard ONNX ops only) to the same graph
 // and exposes d(loss)/d(w) for each requested w as a graph output.
 
+import { inlineConstantIfs } from './inline-if.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { type Dim, type Model, type ValueInfo, isFloat, tensorFromNumbers } from '../onnx/ir.js';
 import { inferShapes } from '../onnx/shapes.js';
@@ -59,9 +60,12 @@ export function buildGradientGraph(source: Model, opts: GradientOptions): Gradie
   }
   // Scatter with reduction='add' (the gradients of gather-like ops) needs opset 16; 14→17 keeps every op's meaning.
   if (opset < 16) model.opsets[''] = 17;
+  // An If on a condition fixed when the graph is built (a merged decoder's use_cache_branch) becomes its taken branch.
+  inlineConstantIfs(graph);
   for (const n of graph.nodes) {
     if (n.opType === 'If' || n.opType === 'Loop' || n.opType === 'Scan') {
-      throw new AutodiffError(`${n.opType} node '${n.name}': control flow is not supported for training`);
+      const why = n.opType === 'If' ? `its condition '${n.inputs[0]}' depends on the data (an If trains only when its condition is a constant or a graph input fed a constant)` : 'control flow is not supported for training';
+      throw new AutodiffError(`${n.opType} node '${n.name}': ${why}`);
     }
   }
   const infos = inferShapes(model, opts.inputShapes);

@@ -36,12 +36,30 @@ export interface ComposedModel {
 export const fusedName = (node: string, name: string) => `${node}/${name}`;
 
 function renameNode(n: Node, rename: (v: string) => string, prefix: string): Node {
+  const attrs: Node['attrs'] = {};
+  for (const [k, a] of Object.entries(n.attrs)) {
+    // Subgraphs (If / Loop / Scan bodies) read outer values by name: rename them with the same map.
+    if (a.type === 'graph') attrs[k] = { type: 'graph', value: renameSubgraph(a.value, rename, prefix) };
+    else if (a.type === 'graphs') attrs[k] = { type: 'graphs', value: a.value.map((g) => renameSubgraph(g, rename, prefix)) };
+    else attrs[k] = a;
+  }
   return {
     ...n,
     name: fusedName(prefix, n.name),
     inputs: n.inputs.map((i) => (i ? rename(i) : '')),
     outputs: n.outputs.map((o) => (o ? rename(o) : '')),
-    attrs: { ...n.attrs },
+    attrs,
+  };
+}
+
+function renameSubgraph(g: Graph, rename: (v: string) => string, prefix: string): Graph {
+  return {
+    ...g,
+    nodes: g.nodes.map((n) => renameNode(n, rename, prefix)),
+    inputs: g.inputs.map((v) => ({ ...v, name: rename(v.name) })),
+    outputs: g.outputs.map((v) => ({ ...v, name: rename(v.name) })),
+    initializers: new Map([...g.initializers].map(([k, t]) => [rename(k), t])),
+    valueInfo: new Map([...g.valueInfo].map(([k, v]) => [rename(k), { ...v, name: rename(k) }])),
   };
 }
 

@@ -5,6 +5,7 @@
 import { type Tensor, OnnxError } from '../../onnx/ir.js';
 import { tokenizeParams } from '../../nodes/text.js';
 import { labelsParams } from '../../nodes/heads.js';
+import { isGeneratingDecoder } from '../../nodes/imported.js';
 import type { Catalog } from '../../nodes/catalog.js';
 import { encodePng } from '../image.js';
 import { type Sample, type ShapesOptionsInput, IMAGE_PLACEHOLDER, createShapesDataset, loadDataset, loadSampleImage, splitSamples } from '../datasets/index.js';
@@ -133,7 +134,8 @@ export function tokenRole(doc: GraphDocument, tokenizeNode: string): TokenRole {
   while (stack.length) {
     const cur = stack.pop()!;
     for (const e of doc.edges.filter((x) => x.from.node === cur)) {
-      if (typeOf(e.to.node) === 'llm.decoder') return 'lm';
+      const to = doc.nodes.find((n) => n.id === e.to.node);
+      if (to && isGeneratingDecoder(to)) return 'lm';
       if (!seen.has(e.to.node)) {
         seen.add(e.to.node);
         stack.push(e.to.node);

@@ -9,6 +9,7 @@ import { type TrainStep, buildTrainStep } from '../../autodiff/train-step.js';
 import { type GradStep, buildApplyStep, buildGradStep } from '../../autodiff/accumulate.js';
 import { crossEntropyLoss, infoNceLoss, mseLoss } from '../../autodiff/losses.js';
 import { WORD_EMBEDDING } from '../../nodes/llms.js';
+import { isGeneratingDecoder } from '../../nodes/imported.js';
 import type { Catalog } from '../../nodes/catalog.js';
 import type { ComposedModel } from '../compose.js';
 import type { Executor } from '../executor.js';
@@ -81,9 +82,9 @@ export interface BuildOptions {
 /** The nodes whose outputs an objective reads, and which ports. */
 export function lossPorts(doc: GraphDocument, catalog: Catalog, objective: Objective): Array<{ node: string; port: string }> {
   if (objective === 'lm') {
-    const decoders = doc.nodes.filter((n) => n.type === 'llm.decoder');
+    const decoders = doc.nodes.filter(isGeneratingDecoder);
     if (decoders.length !== 1) {
-      throw new TrainError(`the LM objective needs exactly one llm.decoder node; the graph has ${decoders.length}`);
+      throw new TrainError(`the LM objective needs exactly one decoder (llm.decoder, or an imported decoder that generates); the graph has ${decoders.length}`);
     }
     return [{ node: decoders[0].id, port: 'logits' }];
   }
@@ -161,7 +162,12 @@ export async function buildTraining(o: BuildOptions): Promise<BuiltTraining> {
       labelsValue = valueName(plan, merge.id, 'labels');
       if (!plan.trainNodes.includes(merge.id)) prefixOutputs.push({ node: merge.id, port: 'labels' });
     } else {
-      const tokEdge = doc.edges.find((e) => e.to.node !== decoder && doc.nodes.find((n) => n.id === e.from.node)?.type === 'text.tokenize' && ancestorsOf(doc, [decoder]).has(e.to.node));
+      // The tokenizer's ids reach the decoder through an embedding node, or directly (a decoder that embeds inside).
+      const tokEdge = doc.edges.find(
+        (e) =>
+          doc.nodes.find((n) => n.id === e.from.node)?.type === 'text.tokenize' &&
+          (e.to.node === decoder ? e.to.port === 'input_ids' : ancestorsOf(doc, [decoder]).has(e.to.node)),
+      );
       if (!tokEdge) throw new TrainError(`cannot find the tokenizer whose ids reach decoder '${decoder}'`);
       labelsValue = `${tokEdge.from.node}.labels`;
     }
@@ -206,6 +212,11 @@ export async function buildTraining(o: BuildOptions): Promise<BuiltTraining> {
       b.op('Where', [b.op('Equal', [mask, b.scalar(0, 'int64')]), b.scalar(1, 'int64'), pos], {}, { outputs: [inp.name] });
     } else if (port.startsWith('past_key_values.')) {
       pastInputs.push(inp);
+    } else if (port === 'use_cache_branch') {
+      // A merged decoder trains on the whole sequence with an empty past: its If takes the no-cache branch,
+      // which the autodiff inlines (the condition is this constant).
+      graph.inputs = graph.inputs.filter((v) => v.name !== inp.name);
+      b.op('Constant', [], { value: { dtype: 'bool', dims: [1], data: Uint8Array.of(0) } }, { outputs: [inp.name] });
     }
   }
 
@@ -388,6 +399,11 @@ function closeDecoderInputs(graph: Graph, doc: GraphDocument, nameOf: (node: str
     if (slash < 0) continue;
     const node = inp.name.slice(0, slash);
     const port = inp.name.slice(slash + 1);
+    if (port === 'use_cache_branch') {
+      graph.inputs = graph.inputs.filter((v) => v.name !== inp.name);
+      b.op('Constant', [], { value: { dtype: 'bool', dims: [1], data: Uint8Array.of(0) } }, { outputs: [inp.name] });
+      continue;
+    }
     if (port !== 'position_ids' && !port.startsWith('past_key_values.')) continue;
     const maskEdge = doc.edges.find((e) => e.to.node === node && e.to.port === 'attention_mask');
     if (!maskEdge) throw new TrainError(`decoder '${node}': its attention_mask is not connected, so positions cannot be derived`);

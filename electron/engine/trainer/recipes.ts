@@ -2,6 +2,7 @@
 // samples turn into, and the reference hyper-parameters (research/vlm-components.md §5.4, peft-training.md §3).
 
 import type { NodeFamily } from '../../nodes/types.js';
+import { isGeneratingDecoder } from '../../nodes/imported.js';
 import type { DocNode } from '../document.js';
 
 export const RECIPE_NAMES = [
@@ -61,7 +62,7 @@ export interface Recipe {
 const base: Hyper = { learningRate: 1e-4, warmupRatio: 0.03, weightDecay: 0.05, maxGradNorm: 1.0, batchSize: 4 };
 const isProjector = (f: NodeFamily) => f === 'input-projector';
 /** The LLM itself (decoder and its token embedding), not the nodes around it. */
-const isDecoder = (n: DocNode) => n.type === 'llm.decoder' || n.type === 'llm.embed_tokens';
+const isDecoder = (n: DocNode) => n.type === 'llm.decoder' || n.type === 'llm.embed_tokens' || isGeneratingDecoder(n);
 const onlyFamilies = (...families: NodeFamily[]) => (_n: DocNode, f: NodeFamily) => families.includes(f);
 
 export const RECIPES: Record<RecipeName, Recipe> = {
@@ -71,7 +72,7 @@ export const RECIPES: Record<RecipeName, Recipe> = {
     summary: 'Language modelling on the decoder itself: captions (after the graph prompt) are the targets.',
     objective: 'lm',
     task: 'caption',
-    trains: (n, f) => f === 'llm' && (n.type === 'llm.decoder' || n.type === 'llm.embed_tokens'),
+    trains: (n, f) => (f === 'llm' && (n.type === 'llm.decoder' || n.type === 'llm.embed_tokens')) || isGeneratingDecoder(n),
     hyper: { ...base, learningRate: 1e-3, weightDecay: 0.01 },
   },
   'blip2-stage1': {

@@ -11,6 +11,7 @@ import { GradAccumulator, type MicroBatch } from '../../autodiff/accumulate.js';
 import { type Tensor, tensorToNumbers } from '../../onnx/ir.js';
 import { createSession, runSession } from '../../onnx/ort.js';
 import { type Catalog, defaultCatalog } from '../../nodes/catalog.js';
+import { isGeneratingDecoder } from '../../nodes/imported.js';
 import { type AdapterSpec, type GraphDocument } from '../document.js';
 import { Executor } from '../executor.js';
 import { EpochSampler } from '../datasets/sampler.js';
@@ -163,8 +164,8 @@ export function prepareDocument(graph: GraphDocument, recipe: Recipe, catalog: C
     throw new TrainError(`recipe '${recipe.name}' trains ${recipe.trainsWhat}, and graph '${graph.name}' has none`);
   }
   if (adapter) {
-    const targets = doc.nodes.filter((n) => n.type === 'llm.decoder');
-    if (targets.length === 0) throw new TrainError(`--adapter ${adapter.method}: the graph has no llm.decoder to attach it to`);
+    const targets = doc.nodes.filter(isGeneratingDecoder);
+    if (targets.length === 0) throw new TrainError(`--adapter ${adapter.method}: the graph has no decoder (llm.decoder or an imported one that generates) to attach it to`);
     for (const n of targets) {
       n.frozen = true;
       n.adapters = [...n.adapters, { id: adapter.method, method: adapter.method, config: adapter.config }];

@@ -92,7 +92,7 @@ describe('ONNX folders: import and generate', () => {
     const llm = doc.nodes.find((n) => n.id === 'llm')!;
     expect(llm.params).toMatchObject({
       path: `${folderOf('gpt2')}/onnx/model.onnx`,
-      generation: { tokenizer: 'gpt2/tokenizer.json', max_new_tokens: 12, temperature: 0, eos_token_ids: [2], max_positions: 128 },
+      generation: { tokenizer: `${folderOf('gpt2')}/tokenizer.json`, max_new_tokens: 12, temperature: 0, eos_token_ids: [2], max_positions: 128 },
     });
     expect(llm.frozen).toBe(true);
   });

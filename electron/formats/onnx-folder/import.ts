@@ -58,7 +58,8 @@ export function importOnnxFolder(dir: string, opts: OnnxImportOptions = {}): Imp
   const graphDir = opts.graphDir ? resolve(opts.graphDir) : undefined;
   const ref = (absPath: string) => (graphDir ? relative(graphDir, absPath) || '.' : absPath);
   // model.onnx_import resolves its path where the process runs (ports are read before any run has a base folder),
-  // so the graphs are referenced by absolute path; the tokenizer resolves against the graph's folder.
+  // so the graphs — and the decoder's tokenizer, which a trained copy of the graph elsewhere must still find — are
+  // referenced by absolute path; the tokenizer node's path is relative to the graph's folder, as for HF imports.
   const onnxRef = (absPath: string) => absPath;
 
   // Every graph: parsed (external data confined to the folder), ops checked, ports described.
@@ -84,7 +85,7 @@ export function importOnnxFolder(dir: string, opts: OnnxImportOptions = {}): Imp
   if (decoderInfo.inputs.some((p) => p.name === 'use_cache_branch')) notes.push(`${files[decoderRole]}: merged decoder; its If runs on use_cache_branch (false for the prompt, true once the cache holds it)`);
 
   const maxPositions = maxPositionsOf(configs.config);
-  const generation = generationDefaults(configs.generation, eosIdsOf(configs), ref(configs.tokenizerJson), maxPositions);
+  const generation = generationDefaults(configs.generation, eosIdsOf(configs), onnxRef(configs.tokenizerJson), maxPositions);
   const name = basename(abs);
   let vlm: Parameters<typeof folderGraph>[0]['vlm'];
   if (isVlm) {

@@ -17,6 +17,7 @@ import { applyPrefix, PREFIX_CONFIG_DOCS } from './prefix.js';
 import { applyPrompt, applyPtuning, PROMPT_CONFIG_DOCS } from './prompt.js';
 import { applyQlora, QLORA_CONFIG_DOCS } from './qlora.js';
 
+import { applyThroughBranches, hasBranchedBody } from './branches.js';
 export { AdapterError, fragmentFromModel, modelFromFragment } from './common.js';
 export type { AdapterResult, ApplyOptions } from './common.js';
 export { findLinearLayers, selectTargets, moduleMatches } from './targets.js';
@@ -100,7 +101,18 @@ export function applyAdapters(fragment: OnnxFragment, specs: AdapterSpecInput[],
   for (const spec of specs) {
     if (ids.has(spec.id)) throw new AdapterError(`${options.what ?? 'adapters'}: adapter id '${spec.id}' is used twice`);
     ids.add(spec.id);
-    const result = applyAdapter(current, spec, seedFor(seed, spec.id), options);
+    // A merged decoder keeps its layers inside If branches: layer adapters rewrite each branch; the ones that
+    // change the inputs (prompt tuning, P-tuning) apply where the inputs are, at the top.
+    const result =
+      hasBranchedBody(current) && !INPUT_METHODS.has(spec.method)
+        ? branchResult(applyThroughBranches(current, (view) => {
+            if (spec.method === 'lora-moe') {
+              throw new AdapterError(`${options.what ?? 'adapters'}: adapter '${spec.id}' (lora-moe): its load-balancing loss cannot leave the If branches of a merged decoder; use lora, or the folder's model.onnx`);
+            }
+            const r = applyAdapter(view, spec, seedFor(seed, spec.id), options);
+            return { fragment: r.fragment, trainable: r.trainable, auxLosses: [] };
+          }, options.what ?? 'adapters'))
+        : applyAdapter(current, spec, seedFor(seed, spec.id), options);
     current = result.fragment;
     trainable.push(...result.trainable);
     if (spec.method === 'lora-moe') {
@@ -110,6 +122,13 @@ export function applyAdapters(fragment: OnnxFragment, specs: AdapterSpecInput[],
     results.push({ id: spec.id, method: spec.method, result });
   }
   return { fragment: current, trainable, auxLosses, results };
+}
+
+/** Adapters that rewrite the graph's inputs rather than its layers. */
+const INPUT_METHODS = new Set<string>(['prompt', 'ptuning']);
+
+function branchResult(b: { fragment: OnnxFragment; trainable: string[] }): AdapterResult {
+  return { fragment: b.fragment, trainable: b.trainable, info: { branches: true } };
 }
 
 /** A stable per-adapter seed (FNV-1a of the id mixed into the node seed). */

@@ -194,14 +194,22 @@ export function selectTargets(
   defaults: Record<string, string[]> = DEFAULT_LORA_TARGETS,
 ): Map<string, LinearLayer[]> {
   const layers = findLinearLayers(graph);
-  if (layers.length === 0) throw new AdapterError(`${what}: the graph has no linear layer (MatMul with a 2-D weight initializer)`);
+  // A quantised export (model_quantized.onnx, …): its linear weights reach the MatMuls through DequantizeLinear.
+  const quantised = (() => {
+    const prod = producers(graph);
+    const mm = graph.nodes.find((n) => (n.opType === 'MatMul' || n.opType === 'Gemm') && prod.get(n.inputs[1])?.opType === 'DequantizeLinear');
+    if (!mm) return '';
+    const dq = prod.get(mm.inputs[1])!;
+    return `; the linear layers read quantised weights (DequantizeLinear node '${dq.name}' feeds ${mm.opType} '${mm.name}'): quantised weights stay frozen and the adapter cannot attach there — import the folder's fp32 precision to train adapters`;
+  })();
+  if (layers.length === 0) throw new AdapterError(`${what}: the graph has no linear layer (MatMul with a 2-D weight initializer)${quantised}`);
   let targets: TargetModules | undefined = sel.target_modules;
   const family = sel.family ?? 'auto';
   if (targets === undefined) {
     targets = defaultTargets(layers, family, defaults);
     if (!targets) {
       throw new AdapterError(
-        `${what}: no target_modules given and no default for family '${family}' matches; modules are ${listModules(layers)}`,
+        `${what}: no target_modules given and no default for family '${family}' matches; modules are ${listModules(layers)}${quantised}`,
       );
     }
   }
@@ -221,7 +229,7 @@ export function selectTargets(
   }
   if (selected.size === 0) {
     const shown = typeof targets === 'string' ? `'${targets}'` : `[${targets.join(', ')}]`;
-    throw new AdapterError(`${what}: target_modules ${shown} match none of the linear layers; modules are ${listModules(layers)}`);
+    throw new AdapterError(`${what}: target_modules ${shown} match none of the linear layers; modules are ${listModules(layers)}${quantised}`);
   }
   return selected;
 }
