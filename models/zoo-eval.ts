@@ -11,6 +11,7 @@ import { SHAPE_COLORS, SHAPE_KINDS, createShapesDataset, shapeSamplePng, shapeVa
 import { decodeImage } from '../electron/engine/image.js';
 import { judge, readDrawing } from '../electron/engine/eval/metrics/shapes.js';
 import { drawRequest as drawWith } from '../electron/engine/eval/runner.js';
+import { type LoadedEvalImage, evalSetGroups, readEvalSet } from './eval-set.js';
 
 // The readers moved into the engine (eval metrics); re-exported for the zoo's tests and the e2e specs.
 export { judge, readDrawing, type Judged } from '../electron/engine/eval/metrics/shapes.js';
@@ -51,7 +52,10 @@ export async function evalImages(images: number, seed: number, split: 'train' | 
 
 /** The text that reaches the graph's io.text_output node for one image and prompt. */
 async function answer(executor: Executor, file: string, doc: GraphDocument, baseDir: string, bytes: Uint8Array, prompt: string | undefined): Promise<string> {
-  const inputs = mapRunInputs(doc, { image: { name: 'image.png', bytes }, prompt });
+  return answerWith(executor, file, doc, baseDir, mapRunInputs(doc, { image: { name: 'image.png', bytes }, prompt }));
+}
+
+async function answerWith(executor: Executor, file: string, doc: GraphDocument, baseDir: string, inputs: ReturnType<typeof mapRunInputs>): Promise<string> {
   const out = doc.nodes.find((n) => n.type === 'io.text_output');
   if (!out) throw new Error(`${file}: no io.text_output node`);
   const res = await executor.run(doc, { baseDir, inputs, targets: [out.id] });
@@ -145,4 +149,46 @@ export async function evaluateTemplate(
     variants: b.both, variants_color: b.color, variants_shape: b.shape,
     ...kinds,
   };
+}
+
+/** Templates the held-out Chromium set applies to: the ones that read an image and answer in text. */
+export const isCaptioningOrZeroShot = (doc: GraphDocument): boolean =>
+  !doc.nodes.some((n) => n.type === 'diffusion.sampler') && doc.nodes.some((n) => n.type === 'io.text_output');
+
+/**
+ * The held-out set drawn in Chromium (models/eval-chromium/, a renderer training never uses): colour, shape and both
+ * right over all of it (`chromium`, `chromium_color`, `chromium_shape`), and both right per group of pictures
+ * (`chromium_<group>`: shape kind, renderer, filled/outlined, aliased, background, blurred/jpeg/clean; eval-set.ts).
+ * Captioning templates answer "Describe the image."; CLIP picks one of its labels zero-shot.
+ */
+export async function evaluateEvalSet(
+  executor: Executor,
+  file: string,
+  o: { doc?: GraphDocument; baseDir?: string; images?: readonly LoadedEvalImage[]; log?: (line: string) => void } = {},
+): Promise<TemplateAccuracy> {
+  const doc = o.doc ?? parseGraphDocument(readFileSync(join(GRAPHS, file), 'utf8'), file);
+  if (!isCaptioningOrZeroShot(doc)) throw new Error(`${file}: the held-out set is for templates that answer in text`);
+  const images = o.images ?? readEvalSet().images;
+  const zeroShot = file.startsWith('clip');
+  let both = 0, color = 0, shape = 0;
+  const groups = new Map<string, { right: number; n: number }>();
+  for (const img of images) {
+    const name = img.file.endsWith('.jpg') ? 'image.jpg' : 'image.png';
+    const inputs = mapRunInputs(doc, { image: { name, bytes: img.bytes }, prompt: zeroShot ? undefined : DESCRIBE_PROMPT });
+    const text = await answerWith(executor, file, doc, o.baseDir ?? GRAPHS, inputs);
+    const j = judge(text, img.color, img.shape);
+    const ok = j.color && j.shape;
+    color += j.color ? 1 : 0;
+    shape += j.shape ? 1 : 0;
+    both += ok ? 1 : 0;
+    for (const g of evalSetGroups(img)) {
+      const k = groups.get(g) ?? { right: 0, n: 0 };
+      groups.set(g, { right: k.right + (ok ? 1 : 0), n: k.n + 1 });
+    }
+    o.log?.(`${img.file} (${img.color} ${img.shape}): ${text}`);
+  }
+  const n = images.length;
+  const out: TemplateAccuracy = { chromium: both / n, chromium_color: color / n, chromium_shape: shape / n };
+  for (const [g, k] of [...groups].sort(([a], [b]) => a.localeCompare(b))) out[`chromium_${g}`] = k.right / k.n;
+  return out;
 }

@@ -6,6 +6,7 @@
 //   npm run zoo -- --only a,b        only these stages (the others' weights must already be in models/zoo/, and
 //                                    intermediates in models/zoo/.work/, which only a full run deletes)
 //   npm run zoo -- --eval            only measure the templates as they are
+//   npm run zoo -- --eval --chromium only measure them on the held-out Chromium set (models/eval-chromium/)
 //   npm run zoo -- --jobs N          stages side by side (default 2: one ORT training uses about one core here)
 //
 // Stages: two vision encoders contrastively against a CLIP text tower (the CLIP ViT of CLIP, LLaVA and NExT-GPT; the
@@ -24,7 +25,7 @@ import { SHAPE_COLORS, SHAPE_KINDS } from '../electron/engine/datasets/index.js'
 import { hashBytes } from '../electron/engine/keys.js';
 import { type TrainOptions, train } from '../electron/engine/trainer/trainer.js';
 import { writeFileAtomic } from '../electron/onnx/atomic.js';
-import { evaluateTemplate, type TemplateAccuracy } from './zoo-eval.js';
+import { evaluateEvalSet, evaluateTemplate, isCaptioningOrZeroShot, type TemplateAccuracy } from './zoo-eval.js';
 
 export const MODELS_DIR = import.meta.dirname;
 export const ZOO_DIR = join(MODELS_DIR, 'zoo');
@@ -55,6 +56,8 @@ const manifestSchema = z.strictObject({
   files: z.record(z.string(), fileEntrySchema),
   stages: z.record(z.string(), stageEntrySchema),
   accuracy: z.record(z.string(), z.record(z.string(), z.number())),
+  /** Per template: the held-out set drawn in Chromium (models/eval-chromium/; zoo-eval.ts evaluateEvalSet). */
+  chromiumEval: z.record(z.string(), z.record(z.string(), z.number())).optional(),
   totalSeconds: z.number().optional(),
 });
 export type ZooManifest = z.infer<typeof manifestSchema>;
@@ -474,6 +477,7 @@ function pruneZoo(m: ZooManifest): void {
   for (const file of Object.keys(m.files)) if (!used.has(file)) delete m.files[file];
   for (const name of Object.keys(m.stages)) if (!STAGES.some((s) => s.name === name)) delete m.stages[name];
   for (const file of Object.keys(m.accuracy)) if (!(file in TEMPLATE_WEIGHTS)) delete m.accuracy[file];
+  for (const file of Object.keys(m.chromiumEval ?? {})) if (!(file in TEMPLATE_WEIGHTS)) delete m.chromiumEval![file];
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -489,6 +493,8 @@ async function main(argv: string[]): Promise<void> {
   const jobs = argv.includes('--jobs') ? Number(argv[argv.indexOf('--jobs') + 1]) : 2;
   if (!Number.isInteger(jobs) || jobs < 1) throw new Error('--jobs: a positive integer');
   const evalOnly = argv.includes('--eval');
+  const chromiumOnly = argv.includes('--chromium');
+  if (chromiumOnly && !evalOnly) throw new Error('--chromium: only with --eval');
   mkdirSync(ZOO_DIR, { recursive: true });
   const manifest = readManifest();
   pruneZoo(manifest);
@@ -504,9 +510,16 @@ async function main(argv: string[]): Promise<void> {
     for (const file of Object.keys(TEMPLATE_WEIGHTS)) {
       if (!Object.values(TEMPLATE_WEIGHTS[file]).every((w) => existsSync(join(ZOO_DIR, w)))) continue;
       if (only && !evalOnly && !STAGES.some((s) => only.includes(s.name) && Object.values(s.outputs).some((o) => Object.values(TEMPLATE_WEIGHTS[file]).includes(o)))) continue;
-      const acc: TemplateAccuracy = await evaluateTemplate(executor, file, { images: 40, seed: 99 });
-      manifest.accuracy[file] = acc;
-      console.log(`accuracy ${file}: ${JSON.stringify(acc)}`);
+      if (!chromiumOnly) {
+        const acc: TemplateAccuracy = await evaluateTemplate(executor, file, { images: 40, seed: 99 });
+        manifest.accuracy[file] = acc;
+        console.log(`accuracy ${file}: ${JSON.stringify(acc)}`);
+      }
+      if (isCaptioningOrZeroShot(parseGraphDocument(readFileSync(join(GRAPHS_DIR, file), 'utf8'), file))) {
+        const held: TemplateAccuracy = await evaluateEvalSet(executor, file);
+        manifest.chromiumEval = { ...manifest.chromiumEval, [file]: held };
+        console.log(`chromium set ${file}: ${JSON.stringify(held)}`);
+      }
       writeManifest(manifest);
     }
   } finally {
