@@ -11,6 +11,8 @@
 // --save-outputs DIR writes every node's output tensors as DIR/<node>.safetensors: together they compare Composer with
 // another implementation on the very same inputs.
 
+import { GenerationTimer } from '../engine/generation-speed.js';
+import { isGeneratingDecoder } from '../nodes/imported.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
@@ -87,7 +89,7 @@ function generatedTokens(doc: GraphDocument, result: RunResult): Record<string, 
   const out: Record<string, number[][]> = {};
   for (const n of doc.nodes) {
     const ids = result.outputs[n.id]?.generated_ids;
-    if (n.type !== 'llm.decoder' || !ids || typeof ids === 'string' || Array.isArray(ids)) continue;
+    if (!isGeneratingDecoder(n) || !ids || typeof ids === 'string' || Array.isArray(ids)) continue;
     const t = ids as Tensor;
     const [rows, width] = [t.dims[0] ?? 0, t.dims[1] ?? 0];
     const data = t.data as BigInt64Array;
@@ -120,9 +122,13 @@ function nodeInput(doc: GraphDocument, spec: string): [string, RunInput] {
 
 /** The graph with every decoder's max_new_tokens set (`--max-new-tokens`). */
 function withMaxNewTokens(doc: GraphDocument, n: number): GraphDocument {
-  const decoders = doc.nodes.filter((d) => d.type === 'llm.decoder');
-  if (decoders.length === 0) throw new UsageError(`--max-new-tokens: '${doc.name}' has no llm.decoder node`);
-  return { ...doc, nodes: doc.nodes.map((d) => (d.type === 'llm.decoder' ? { ...d, params: { ...d.params, max_new_tokens: n } } : d)) };
+  const decoders = doc.nodes.filter(isGeneratingDecoder);
+  if (decoders.length === 0) throw new UsageError(`--max-new-tokens: '${doc.name}' has no decoder (llm.decoder or an imported one that generates)`);
+  const set = (d: GraphDocument['nodes'][number]) =>
+    d.type === 'llm.decoder'
+      ? { ...d, params: { ...d.params, max_new_tokens: n } }
+      : { ...d, params: { ...d.params, generation: { ...((d.params as { generation: object }).generation), max_new_tokens: n } } };
+  return { ...doc, nodes: doc.nodes.map((d) => (isGeneratingDecoder(d) ? set(d) : d)) };
 }
 
 type Summary = string | string[] | { dtype: string; shape: number[]; values?: number[] };
@@ -211,7 +217,11 @@ export async function runCommand(argv: string[], out: (line: string) => void): P
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);
-  const onEvent = opts.json ? (e: RunEvent) => out(JSON.stringify(e)) : undefined;
+  const timer = new GenerationTimer();
+  const onEvent = (e: RunEvent) => {
+    timer.onEvent(e);
+    if (opts.json) out(JSON.stringify(e));
+  };
   try {
     const result = await executor.run(doc, { baseDir, inputs, feeds, signal: controller.signal, onEvent });
     const outputs = await collectOutputs(doc, result, resolve(opts.out ?? '.'));
@@ -228,6 +238,8 @@ export async function runCommand(argv: string[], out: (line: string) => void): P
           type: 'result',
           outputs: summary,
           generated: generatedTokens(doc, result),
+          // Per decoder: tokens/s after the first token (session build and prefill excluded).
+          generation: timer.report(),
           computed: result.computed,
           cached: result.cached,
           ms: Math.round(result.totalMs),

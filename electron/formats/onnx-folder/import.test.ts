@@ -119,3 +119,29 @@ describe('ONNX folders: precisions', () => {
     expect(userPrompt('vlm')).toBe('the red circle is');
   });
 });
+
+describe('vlmc on ONNX folders', () => {
+  it('vlmc import --json lists the precisions; vlmc run --json reports the tokens and tokens/s of the imported decoder', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { importCommand } = await import('../../cli/import.js');
+    const { runCommand } = await import('../../cli/run.js');
+    const dir = mkdtempSync(join(tmpdir(), 'onnx-folder-cli-'));
+    try {
+      const graph = join(dir, 'gpt2.graph.json');
+      const lines: string[] = [];
+      expect(await importCommand([folderOf('gpt2'), '--out', graph, '--json'], (l) => lines.push(l))).toBe(0);
+      const imported = JSON.parse(lines[0]) as { onnx: { precision: string; precisions: string[] } };
+      expect(imported.onnx).toMatchObject({ precision: 'fp32', precisions: ['fp32', 'q8'] });
+      const ran: string[] = [];
+      expect(await runCommand([graph, '--prompt', reference('gpt2').prompt, '--max-new-tokens', '20', '--json'], (l) => ran.push(l))).toBe(0);
+      const result = JSON.parse(ran[ran.length - 1]) as { generated: Record<string, number[][]>; generation: Record<string, { tokens: number; tokens_per_s: number }> };
+      expect(result.generated.llm[0].slice(0, 12)).toEqual(reference('gpt2').greedy_tokens);
+      expect(result.generation.llm.tokens).toBe(20);
+      expect(result.generation.llm.tokens_per_s).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
