@@ -14,6 +14,8 @@ const startArgsSchema = z.object({
   checkpointDir: z.string().min(1).optional(),
   config: trainConfigSchema,
 });
+/** What the host sends; startTraining checks it again (it is an entry point and names a bad field). */
+export type TrainJobArgs = z.input<typeof startArgsSchema>;
 
 const controlArgsSchema = z.object({ id: z.string().min(1) });
 

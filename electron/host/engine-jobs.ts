@@ -14,7 +14,7 @@ import { parameterStats } from '../engine/param-stats.js';
 import { cancelRun, runGraph, sharedExecutor, type RunJobArgs, type RunJobEvent } from '../engine/run.js';
 import { cancelCompare, compareGraph, type CompareJobArgs, type CompareJobEvent } from '../engine/compare.js';
 import type { TrainEvent } from '../engine/messages.js';
-import { pauseTraining, resumeTraining, startTraining, stopTraining } from '../engine/train.js';
+import { pauseTraining, resumeTraining, startTraining, stopTraining, type TrainJobArgs } from '../engine/train.js';
 import { RECIPE_NAMES } from '../engine/trainer/recipes.js';
 import { exportGraph, type ExportJobArgs, type ExportJobEvent } from '../export/index.js';
 import { importHfFolder, type ImportResult } from '../formats/hf/import.js';
@@ -31,15 +31,6 @@ export class EngineFailure extends Error {
 
 type JobId = { id: string };
 type Empty = Record<string, never>;
-
-/** The args the host passes for a training job (contract `train.start` params, paths checked by the file policy). */
-export interface TrainJobArgs {
-  id: string;
-  document: unknown;
-  config: Record<string, unknown>;
-  baseDir: string;
-  checkpointDir?: string;
-}
 
 /**
  * Every engine job: `args` as the host sends them, `result` as the job answers, `event` what it reports while it
@@ -66,7 +57,7 @@ export interface EngineJobs {
   'train.pause': { args: JobId; result: Empty; event: never };
   'train.resume': { args: JobId; result: Empty; event: never };
   'train.stop': { args: JobId; result: Empty; event: never };
-  'export.start': { args: ExportJobArgs & JobId; result: JobId; event: ExportJobEvent };
+  'export.start': { args: ExportJobArgs; result: JobId; event: ExportJobEvent };
 }
 
 export type JobName = keyof EngineJobs;
