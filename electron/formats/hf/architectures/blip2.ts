@@ -22,7 +22,7 @@ import type { Tensor } from '../../../onnx/ir.js';
 import type { HfModelFolder } from '../folder.js';
 import { causalLmParams, causalLmParts, causalLmTypeOf, configEos, generationParams, graphLm, lmExportConfig, lmExportParts, textGenerationNodes } from './causal-lm.js';
 import { ArchitectureError, ConfigReader, folderDisplayName, renamedWeights, rowsOf } from './mapping.js';
-import { BLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, vitParams } from './towers.js';
+import { BLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, vitConfig, vitParams } from './towers.js';
 import type { HfArchitecture, HfExportPlan, HfExportSource, HfPart, ImportedGraph, ImportedNode, MappedWeight } from './types.js';
 
 type Flavour = 'blip2' | 'instructblip';
@@ -303,18 +303,8 @@ function blipFromGraph(src: HfExportSource, flavour: Flavour): HfExportPlan | un
   const { config: text, generation } = lmExportConfig(src, lm, modelType);
   const prefix = flavour === 'blip2' ? 'blip_2' : 'instructblip';
 
-  const vision = {
-    model_type: `${prefix}_vision_model`,
-    hidden_size: v.hidden_size,
-    intermediate_size: v.intermediate_size,
-    num_hidden_layers: v.num_layers,
-    num_attention_heads: v.num_heads,
-    image_size: v.image_size,
-    patch_size: v.patch_size,
-    hidden_act: v.act,
-    layer_norm_eps: v.eps,
-    qkv_bias: v.qkv_bias,
-  };
+  // Blip2VisionConfig has no num_channels.
+  const vision = { ...vitConfig(`${prefix}_vision_model`, v, { channels: false }), qkv_bias: v.qkv_bias };
   const qformerConfig = {
     model_type: `${prefix}_qformer`,
     vocab_size: q.vocab_size,

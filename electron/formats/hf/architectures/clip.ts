@@ -13,7 +13,7 @@ import { clipTextDimsOf, clipVitDimsOf } from '../../../nodes/encoders.js';
 import type { Tensor } from '../../../onnx/ir.js';
 import type { HfModelFolder } from '../folder.js';
 import { ArchitectureError, ConfigReader, configClass, folderDisplayName, renamedWeights } from './mapping.js';
-import { CLIP_PROCESSOR, featuresNode, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarOf, towerNodes, visionTowerGraph, vitParams, zeroShotGraph } from './towers.js';
+import { CLIP_PROCESSOR, featuresNode, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarOf, textTowerConfig, towerNodes, visionTowerGraph, vitConfig, vitParams, zeroShotGraph } from './towers.js';
 import type { HfArchitecture, HfExportPart, HfExportPlan, HfExportSource, HfPart, ImportedGraph, ImportedNode } from './types.js';
 
 export { imageInputParams } from './towers.js';
@@ -175,19 +175,7 @@ const LOGIT_SCALE_INIT = 2.6592;
 /** A CLIP vision tower's params → its CLIPVisionConfig (the inverse of clipVisionTowerParams). */
 export function clipVisionConfig(params: Record<string, unknown>): Record<string, unknown> {
   const d = clipVitDimsOf(params);
-  return {
-    model_type: 'clip_vision_model',
-    hidden_size: d.hidden_size,
-    image_size: d.image_size,
-    patch_size: d.patch_size,
-    intermediate_size: d.intermediate_size,
-    num_attention_heads: d.num_heads,
-    num_hidden_layers: d.num_layers,
-    num_channels: 3,
-    hidden_act: d.act,
-    layer_norm_eps: d.eps,
-    projection_dim: d.projection_dim,
-  };
+  return { ...vitConfig('clip_vision_model', d), projection_dim: d.projection_dim };
 }
 
 /**
@@ -221,15 +209,7 @@ function clipTextConfig(params: Record<string, unknown>, node: string, special: 
   const bos = mapId(special.bos);
   const pad = mapId(special.pad);
   return {
-    model_type: 'clip_text_model',
-    vocab_size: d.vocab_size,
-    hidden_size: d.hidden_size,
-    intermediate_size: d.intermediate_size,
-    num_hidden_layers: d.num_layers,
-    num_attention_heads: d.num_heads,
-    max_position_embeddings: d.max_positions,
-    hidden_act: d.act,
-    layer_norm_eps: d.eps,
+    ...textTowerConfig('clip_text_model', d),
     projection_dim: d.projection_dim,
     ...(bos !== undefined ? { bos_token_id: bos } : {}),
     eos_token_id: eos,

@@ -10,7 +10,7 @@ import { siglipTextDimsOf, siglipVitDimsOf } from '../../../nodes/encoders.js';
 import type { HfModelFolder } from '../folder.js';
 import { ArchitectureError, ConfigReader, configClass, renamedWeights } from './mapping.js';
 import { subConfig } from './clip.js';
-import { SIGLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarOf, scalarTensor, towerNodes, visionTowerGraph, vitParams, zeroShotGraph } from './towers.js';
+import { SIGLIP_PROCESSOR, headsDividing, hfActivation, imageInputParams, logitScaleOf, scalarOf, scalarTensor, textTowerConfig, towerNodes, visionTowerGraph, vitConfig, vitParams, zeroShotGraph } from './towers.js';
 import type { HfArchitecture, HfExportPart, HfExportPlan, HfExportSource, HfPart } from './types.js';
 
 export interface SiglipVisionTower {
@@ -111,33 +111,13 @@ const siglipAct = (act: string) => (act === 'gelu_new' ? 'gelu_pytorch_tanh' : a
 
 function siglipVisionConfig(params: Record<string, unknown>): Record<string, unknown> {
   const d = siglipVitDimsOf(params);
-  return {
-    model_type: 'siglip_vision_model',
-    hidden_size: d.hidden_size,
-    image_size: d.image_size,
-    patch_size: d.patch_size,
-    intermediate_size: d.intermediate_size,
-    num_attention_heads: d.num_heads,
-    num_hidden_layers: d.num_layers,
-    num_channels: 3,
-    hidden_act: siglipAct(d.act),
-    layer_norm_eps: d.eps,
-    vision_use_head: d.use_head,
-  };
+  return { ...vitConfig('siglip_vision_model', d, { act: siglipAct(d.act) }), vision_use_head: d.use_head };
 }
 
 function siglipTextConfig(params: Record<string, unknown>, special: { bos?: number; eos?: number; pad?: number }): Record<string, unknown> {
   const d = siglipTextDimsOf(params);
   return {
-    model_type: 'siglip_text_model',
-    vocab_size: d.vocab_size,
-    hidden_size: d.hidden_size,
-    intermediate_size: d.intermediate_size,
-    num_hidden_layers: d.num_layers,
-    num_attention_heads: d.num_heads,
-    max_position_embeddings: d.max_positions,
-    hidden_act: siglipAct(d.act),
-    layer_norm_eps: d.eps,
+    ...textTowerConfig('siglip_text_model', d, siglipAct(d.act)),
     projection_size: d.projection_size,
     ...(special.eos !== undefined ? { eos_token_id: special.eos } : {}),
     ...(special.pad !== undefined ? { pad_token_id: special.pad } : {}),

@@ -296,3 +296,44 @@ export function towerNodes(src: HfExportSource, visionType: string, textType: st
 export function scalarOf(value: number, dims: [] | [1]): Tensor {
   return { dtype: 'float32', dims, data: Float32Array.of(value) };
 }
+
+/** Dims every ViT / text-tower node resolves (our param names), for the inverse mapping to config fields. */
+interface TowerDims {
+  hidden_size: number;
+  intermediate_size: number;
+  num_layers: number;
+  num_heads: number;
+  act: string;
+  eps: number;
+}
+
+/** A vision tower's dims → the fields every transformers ViT config shares (the inverse of vitParams). */
+export function vitConfig(modelType: string, d: TowerDims & { image_size: number; patch_size: number }, o: { act?: string; channels?: boolean } = {}): Record<string, unknown> {
+  return {
+    model_type: modelType,
+    hidden_size: d.hidden_size,
+    image_size: d.image_size,
+    patch_size: d.patch_size,
+    intermediate_size: d.intermediate_size,
+    num_attention_heads: d.num_heads,
+    num_hidden_layers: d.num_layers,
+    ...(o.channels === false ? {} : { num_channels: 3 }),
+    hidden_act: o.act ?? d.act,
+    layer_norm_eps: d.eps,
+  };
+}
+
+/** A text tower's dims → the fields CLIP's and SigLIP's text configs share. */
+export function textTowerConfig(modelType: string, d: TowerDims & { vocab_size: number; max_positions: number }, act = d.act): Record<string, unknown> {
+  return {
+    model_type: modelType,
+    vocab_size: d.vocab_size,
+    hidden_size: d.hidden_size,
+    intermediate_size: d.intermediate_size,
+    num_hidden_layers: d.num_layers,
+    num_attention_heads: d.num_heads,
+    max_position_embeddings: d.max_positions,
+    hidden_act: act,
+    layer_norm_eps: d.eps,
+  };
+}
