@@ -92,6 +92,8 @@ export interface ExecutorOptions {
   executionProviders?: ExecutionProvider[] | 'auto';
   /** How many built node sessions to keep. */
   maxSessions?: number;
+  /** onnxruntime intra-op threads per session (default: onnxruntime's, one per core); benchmarks pin it. */
+  intraOpThreads?: number;
 }
 
 interface BuiltFragment {
@@ -121,11 +123,13 @@ export class Executor {
   private readonly maxSessions: number;
   private providers: ExecutionProvider[];
   private readonly autoProviders: boolean;
+  private readonly intraOpThreads?: number;
 
   constructor(opts: ExecutorOptions = {}) {
     this.catalog = opts.catalog ?? defaultCatalog;
     this.cache = new OutputCache(opts.cacheBytes);
     this.maxSessions = opts.maxSessions ?? 48;
+    this.intraOpThreads = opts.intraOpThreads;
     this.autoProviders = opts.executionProviders === 'auto';
     this.providers = opts.executionProviders === 'auto' || !opts.executionProviders ? ['cpu'] : opts.executionProviders;
   }
@@ -375,7 +379,7 @@ export class Executor {
         opsets: { '': built.fragment.opset },
         graph: built.fragment.graph,
         metadata: {},
-      }, { executionProviders }));
+      }, { executionProviders, intraOpThreads: this.intraOpThreads }));
     built.opened.catch(() => (built.opened = undefined));
     return { ...built, session: await built.opened };
   }
