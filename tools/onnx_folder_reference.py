@@ -15,6 +15,9 @@ the layout Transformers.js loads, and writes what the transformers forward gener
             image_features, projector inside), onnx/embed_tokens.onnx (input_ids -> inputs_embeds),
             onnx/decoder_model_merged.onnx (inputs_embeds, ... , use_cache_branch)
 
+`--bench DIR [HIDDEN] [LAYERS]` writes a larger random LLaMA folder (default 512 wide, 8 layers) for
+bench/generate.ts instead.
+
 Each folder has config.json, generation_config.json, tokenizer.json (+ tokenizer_config.json,
 special_tokens_map.json) and reference.json: the prompt, its input_ids and the greedy tokens of the transformers
 forward in float64 by full re-forward (no cache, no stopping), with the top-1 - top-2 margin of every step. Seeds are
@@ -533,8 +536,29 @@ def make_vlm():
                     'pixel_values from image.png through CLIPImageProcessor (shortest edge 16, centre crop 16).')
 
 
+def make_bench_llama(folder, hidden, layers):
+    """A larger random LLaMA folder for bench/generate.ts (not a fixture: no reference search, not committed)."""
+    heads = max(1, hidden // 64)
+    cfg = D.llama_config(hidden_size=hidden, intermediate_size=hidden * 11 // 4, num_attention_heads=heads,
+                         num_key_value_heads=max(1, heads // 2), head_dim=hidden // heads, num_hidden_layers=layers,
+                         max_position_embeddings=2048, torch_dtype='float32', vocab_size=316,
+                         transformers_version=TF_VERSION)
+    P = Params(7, 'float32')
+    D.build_llama(P, cfg)
+    write_common(folder, cfg, Tokenizer())
+    step = lambda P_, x, m, pos, past: llama_step(P_, cfg, x, m, pos, past)  # noqa: E731
+    export_decoder(Exported(P.tensors, step, True, embed='model.embed_tokens.weight'), os.path.join(folder, 'onnx', 'model.onnx'),
+                   'input_ids', layers, cfg['num_key_value_heads'], D.rope_head_dim(cfg), True)
+    n = sum(t.numel() for t in P.tensors.values())
+    print(f'bench llama: {n / 1e6:.1f}M parameters in {folder}')
+
+
 def main():
     torch.manual_seed(0)
+    if len(sys.argv) > 1 and sys.argv[1] == '--bench':
+        # tools/onnx_folder_reference.py --bench DIR [HIDDEN] [LAYERS]
+        make_bench_llama(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 512, int(sys.argv[4]) if len(sys.argv) > 4 else 8)
+        return
     make_gpt2()
     make_llama()
     make_vlm()
