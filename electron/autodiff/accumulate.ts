@@ -80,7 +80,8 @@ export class GradAccumulator {
   ) {}
 
   static async create(gradStep: GradStep): Promise<GradAccumulator> {
-    return new GradAccumulator(gradStep, await createSession(gradStep.model));
+    // Unpacked weights, as TrainRunner: the forward and the backward share one copy of each frozen weight.
+    return new GradAccumulator(gradStep, await createSession(gradStep.model, { prepack: false }));
   }
 
   /**

@@ -34,7 +34,8 @@ export class TrainRunner {
     params: Map<string, Tensor>,
     opts: SessionOptions & { state?: Map<string, Tensor>; step?: number } = {},
   ): Promise<TrainRunner> {
-    const session = await createSession(trainStep.model, opts);
+    // Unpacked weights: the forward and the backward share one copy of each frozen weight (see SessionOptions.prepack).
+    const session = await createSession(trainStep.model, { prepack: false, ...opts });
     const state = opts.state ?? initialOptimizerState(trainStep, params);
     const runner = new TrainRunner(trainStep, session, optimizer, new Map(params), new Map(state));
     runner.stepCount = opts.step ?? 0;

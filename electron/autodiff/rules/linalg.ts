@@ -50,7 +50,7 @@ const matmul: VjpRule = (ctx) => {
   let da: string | null = null;
   let db: string | null = null;
   if (ctx.needsGrad(0)) {
-    const full = ctx.declare(ctx.op('MatMul', [gName, swapLast(ctx, bName, rb)]), dtype, [...batch, M, K]);
+    const full = ctx.declare(rb === 2 ? gradTimesWeightT(ctx, gName, bName, ry, N) : ctx.op('MatMul', [gName, swapLast(ctx, bName, rb)]), dtype, [...batch, M, K]);
     da = rb === 2 && ra === ry ? full : ctx.sumTo(full, aName, full);
     if (aShape.length === 1) da = ctx.op('Reshape', [da, ctx.op('Shape', [ctx.input(0)])]);
   }
@@ -68,6 +68,19 @@ const matmul: VjpRule = (ctx) => {
   }
   return [da, db];
 };
+
+/**
+ * g·Bᵀ for a matrix B [K, N] as Gemm(transB) on B itself over g's rows ([..., M, N] → [..., M, K]). No Transpose of
+ * B: onnxruntime then holds one copy of a constant weight for the forward and the backward (a constant-folded Bᵀ
+ * would be a second copy of every frozen weight of a real-size model).
+ */
+function gradTimesWeightT(ctx: VjpContext, g: string, b: string, rank: number, N: Dim): string {
+  if (rank === 2) return ctx.op('Gemm', [g, b], { transB: 1 });
+  const rows = ctx.op('Gemm', [ctx.op('Reshape', [g, kAsRow(ctx, g, N)]), b], { transB: 1 });
+  const lead = ctx.op('Slice', [ctx.op('Shape', [g]), ctx.b.ints([0]), ctx.b.ints([-1])]);
+  const k = ctx.op('Slice', [ctx.op('Shape', [b]), ctx.b.ints([0]), ctx.b.ints([1])]);
+  return ctx.op('Reshape', [rows, ctx.op('Concat', [lead, k], { axis: 0 })]);
+}
 
 /** Shape [-1, last] for flattening all leading axes; uses the static size when known. */
 function kAsRow(ctx: VjpContext, x: string, last: Dim): string {

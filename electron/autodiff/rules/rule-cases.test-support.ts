@@ -95,6 +95,7 @@ export const LINALG_CASES: RuleCase[] = [
   { name: 'MatMul 1-D left', op: 'MatMul', inputs: [f([4]), f([2, 4, 3])] },
   { name: 'MatMul 1-D both', op: 'MatMul', inputs: [f([4]), f([4])] },
   { name: 'MatMul partial (weight only)', op: 'MatMul', inputs: [fNo([2, 3]), f([3, 4])] },
+  { name: 'MatMul frozen weight (input gradient by Gemm transB), symbolic batch', op: 'MatMul', inputs: [fSym([2, 5, 3], ['b', 't', 3]), fNo([3, 4])] },
   { name: 'Gemm plain with C [4]', op: 'Gemm', inputs: [f([3, 2]), f([2, 4]), f([4])] },
   { name: 'Gemm transA alpha beta C [3,1]', op: 'Gemm', inputs: [f([2, 3]), f([2, 4]), f([3, 1])], attrs: { transA: 1, alpha: 0.7, beta: 1.3 } },
   { name: 'Gemm transB C [1,4]', op: 'Gemm', inputs: [f([3, 2]), f([4, 2]), f([1, 4])], attrs: { transB: 1 } },
