@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { decodeImage, type RgbImage } from '../image.js';
 import {
   SHAPE_COLORS, SHAPE_PALETTE, SHAPE_POSITIONS, SHAPE_SIZES, ShapesDataset, captionFor, renderScene, sceneKey,
-  shapeSamplePng, shapeVariants, splitOfScene, type ShapeColor, type ShapeSpec, type ShapesOptionsInput,
+  sceneToSvg, shapeSamplePng, shapeVariants, splitOfScene, type PlacedShape, type ShapeColor, type ShapeScene, type ShapeSpec,
+  type ShapesOptionsInput,
 } from './shapes.js';
+import sharp from 'sharp';
 import { DatasetError } from './types.js';
 import { loadSampleImage } from './loaders.js';
 
@@ -269,5 +271,123 @@ describe('shapes dataset', () => {
     const shape = sample.scene.shapes[0];
     expect(nearestColor(px(loaded, Math.floor(shape.cx * loaded.width), Math.floor(shape.cy * loaded.height)))).toBe(shape.color);
   });
-});
+  it('variety draws a share of training pictures as other programs would, the same way every time, and nothing else', async () => {
+    const opts = { seed: 5, numSamples: 160, minShapes: 1, maxShapes: 1, augment: 0.3 } as const;
+    const plain = new ShapesDataset(opts);
+    const varied = new ShapesDataset({ ...opts, variety: 0.5 });
+    const again = new ShapesDataset({ ...opts, variety: 0.5 });
+    const seen = { n: 0, rotatedTriangles: 0, tiltedSquares: 0, isosceles: 0, outlines: 0, aliased: 0, coarse: 0, gradient: 0, grey: 0, tinted: 0, clean: 0, aspect: 0, small: 0, big: 0, blurred: 0, jpeg: 0, grown: 0 };
+    for (let i = 0; i < opts.numSamples; i++) {
+      const a = plain.get(i), b = varied.get(i), c = again.get(i);
+      expect([b.caption, b.description, b.conversations, b.qa], `sample ${i}`).toEqual([a.caption, a.description, a.conversations, a.qa]);
+      expect([c.scene, c.imageDegradation, Array.from(c.image.data)]).toEqual([b.scene, b.imageDegradation, Array.from(b.image.data)]);
+      if (!varied.varied(i)) {
+        expect([b.scene, b.imageDegradation, Array.from(b.image.data)], `sample ${i}`).toEqual([a.scene, a.imageDegradation, Array.from(a.image.data)]);
+        continue;
+      }
+      seen.n++;
+      const s = b.scene.shapes[0], p = a.scene.shapes[0];
+      // The caption stays true: size class, side of the centre, inside the picture, colour nearest its palette entry.
+      if (s.size === 'small') expect(s.radius).toBeLessThan(0.114);
+      else expect(s.radius).toBeGreaterThanOrEqual(p.radius);
+      const reach = s.radius * (s.shape === 'triangle' ? 1.15 : s.shape === 'square' ? 0.88 * Math.SQRT2 : 1);
+      expect(Math.min(s.cx, s.cy, 1 - s.cx, 1 - s.cy)).toBeGreaterThanOrEqual(reach);
+      expect(Math.sign(Math.round((s.cx - 0.5) * 100)), `${s.position} x`).toBe(Math.sign(Math.round((p.cx - 0.5) * 100)));
+      expect(Math.sign(Math.round((s.cy - 0.5) * 100)), `${s.position} y`).toBe(Math.sign(Math.round((p.cy - 0.5) * 100)));
+      expect(nearestColor(s.rgb!)).toBe(s.color);
+      if (s.radius > 0.2) seen.grown++;
+      if (s.shape === 'triangle' && s.rotation !== undefined && Math.abs(Math.sin((3 * s.rotation) / 2)) > 0.2) seen.rotatedTriangles++;
+      if (s.shape === 'square' && s.rotation !== undefined && Math.abs(s.rotation) > 0.1) seen.tiltedSquares++;
+      if (s.form === 'isosceles') seen.isosceles++;
+      if (s.outline !== undefined) seen.outlines++;
+      if (b.scene.supersample === 1) seen.aliased++;
+      if (b.scene.supersample === 2) seen.coarse++;
+      if (b.scene.backgroundTo) seen.gradient++;
+      const [r, g, bl] = b.scene.background;
+      if (r === g && g === bl && r < 232) seen.grey++;
+      if (Math.max(r, g, bl) - Math.min(r, g, bl) > 12) seen.tinted++;
+      if (b.scene.noiseStd === 0) seen.clean++;
+      if (b.image.width !== b.image.height) seen.aspect++;
+      const side = Math.min(b.image.width, b.image.height);
+      expect(side).toBeGreaterThanOrEqual(32);
+      expect(side).toBeLessThanOrEqual(256);
+      if (side < 48) seen.small++;
+      if (side > 160) seen.big++;
+      if (b.imageDegradation?.blurSigma !== undefined) seen.blurred++;
+      if (b.imageDegradation?.jpegQuality !== undefined) seen.jpeg++;
+    }
+    expect(seen.n).toBeGreaterThan(55);
+    expect(seen.n).toBeLessThan(105);
+    for (const [what, count] of Object.entries(seen)) expect(count, what).toBeGreaterThanOrEqual(3);
+    // A varied picture survives loading: its shape keeps its colour through the degradation.
+    const i = [...Array(opts.numSamples).keys()].find((k) => varied.varied(k) && varied.get(k).imageDegradation?.jpegQuality !== undefined && varied.get(k).scene.shapes[0].outline === undefined)!;
+    const sample = varied.get(i);
+    const loaded = await loadSampleImage(sample);
+    const shape = sample.scene.shapes[0];
+    const ox = (loaded.width - Math.min(loaded.width, loaded.height)) / 2, oy = (loaded.height - Math.min(loaded.width, loaded.height)) / 2;
+    const side = Math.min(loaded.width, loaded.height);
+    expect(nearestColor(px(loaded, Math.floor(shape.cx * side + ox), Math.floor(shape.cy * side + oy)))).toBe(shape.color);
+  });
 
+  it('variety leaves the eval split as drawn', () => {
+    const opts = { seed: 5, numSamples: 20, split: 'eval' } as const;
+    const a = new ShapesDataset(opts), b = new ShapesDataset({ ...opts, variety: 1 });
+    for (let i = 0; i < 20; i++) {
+      expect(b.varied(i)).toBe(false);
+      expect([b.get(i).scene, Array.from(b.get(i).image.data)]).toEqual([a.get(i).scene, Array.from(a.get(i).image.data)]);
+    }
+  });
+
+  describe('rasteriser of varied scenes', () => {
+    const bg: [number, number, number] = [240, 240, 240];
+    const one = (shape: Partial<PlacedShape>, scene: Partial<ShapeScene> = {}): ShapeScene => ({
+      shapes: [{ shape: 'triangle', color: 'red', size: 'large', position: 'center', cx: 0.5, cy: 0.5, radius: 0.3, ...shape }],
+      background: bg, noiseStd: 0, noiseSeed: 1, ...scene,
+    });
+    const red = SHAPE_PALETTE.red as readonly number[];
+    const at = (img: RgbImage, x: number, y: number): number[] => px(img, Math.floor(x * img.width), Math.floor(y * img.height));
+
+    it('rotates triangles: turned half round, the tip points down', () => {
+      const up = renderScene(one({}), 64), down = renderScene(one({ rotation: Math.PI }), 64);
+      const R = 0.3 * 1.15;
+      expect(at(up, 0.5, 0.5 - 0.8 * R)).toEqual(red);
+      expect(at(up, 0.5, 0.5 + 0.8 * R)).toEqual(bg);
+      expect(at(down, 0.5, 0.5 + 0.8 * R)).toEqual(red);
+      expect(at(down, 0.5, 0.5 - 0.8 * R)).toEqual(bg);
+    });
+
+    it('draws outlines hollow, and without anti-aliasing only the two colours', () => {
+      for (const shape of ['circle', 'square', 'triangle'] as const) {
+        const img = renderScene(one({ shape, outline: 0.05 }), 64);
+        expect(at(img, 0.5, 0.5), shape).toEqual(bg);
+        const edge = shape === 'circle' ? 0.5 + 0.3 : shape === 'square' ? 0.5 + 0.3 * 0.88 : 0.5 + 0.3 * 1.15 / 2;
+        expect(at(img, 0.5, edge), shape).toEqual(red);
+      }
+      const colours = (img: RgbImage): number => new Set(Array.from({ length: img.width * img.height }, (_, p) => img.data.slice(p * 3, p * 3 + 3).join())).size;
+      expect(colours(renderScene(one({ rotation: 0.4 }, { supersample: 1 }), 64))).toBe(2);
+      expect(colours(renderScene(one({ rotation: 0.4 }), 64))).toBeGreaterThan(5);
+    });
+
+    it('draws other aspect ratios with the shapes in the centred square, and gradients', () => {
+      const wide = renderScene(one({ shape: 'circle' }, { aspect: 1.25, backgroundTo: [200, 200, 200] }), 64);
+      expect([wide.width, wide.height]).toEqual([80, 64]);
+      expect(px(wide, 40, 32)).toEqual(red);
+      expect(px(wide, 0, 0)[0]).toBeGreaterThan(px(wide, 79, 63)[0] + 30);
+      const tall = renderScene(one({ shape: 'circle' }, { aspect: 0.8 }), 64);
+      expect([tall.width, tall.height]).toEqual([64, 80]);
+      expect(px(tall, 32, 40)).toEqual(red);
+    });
+
+    it('librsvg draws the same rotated, outlined, tilted shapes from the SVG', async () => {
+      for (const shape of [{ rotation: 1 }, { rotation: 2.5, form: 'isosceles' as const, outline: 0.06 }, { shape: 'square' as const, rotation: 0.5 }, { shape: 'circle' as const, outline: 0.04 }]) {
+        const scene = one(shape, { aspect: 1.2, backgroundTo: [210, 220, 230] });
+        const ours = renderScene(scene, 96);
+        const svg = await sharp(Buffer.from(sceneToSvg(scene, 96))).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+        expect([svg.info.width, svg.info.height]).toEqual([ours.width, ours.height]);
+        let diff = 0;
+        for (let i = 0; i < ours.data.length; i++) diff += Math.abs(ours.data[i] - svg.data[i]);
+        expect(diff / ours.data.length, JSON.stringify(shape)).toBeLessThan(3);
+      }
+    });
+  });
+});

@@ -63,19 +63,36 @@ export interface ShapeSpec {
   position: ShapePosition;
 }
 
-/** A shape with its exact geometry, in fractions of the image side (so a scene renders at any size). */
+/**
+ * A shape with its exact geometry, in fractions of the image side (so a scene renders at any size); the optional
+ * fields are how a 'variety' sample departs from the plain drawing (upright, filled, in the palette colour).
+ */
 export interface PlacedShape extends ShapeSpec {
   cx: number;
   cy: number;
   radius: number;
+  /** Clockwise rotation in radians (squares and triangles). */
+  rotation?: number;
+  /** Triangles: a taller isosceles one instead of the equilateral one. */
+  form?: 'isosceles';
+  /** Drawn as an outline this wide (fraction of the side) instead of filled. */
+  outline?: number;
+  /** The colour actually drawn, near the palette colour of `color`. */
+  rgb?: [number, number, number];
 }
 
 export interface ShapeScene {
   shapes: PlacedShape[];
   background: [number, number, number];
+  /** A diagonal gradient from `background` (top left) to this colour (bottom right). */
+  backgroundTo?: [number, number, number];
   /** Per-pixel Gaussian noise (in 0..255 units) and the seed that draws it. */
   noiseStd: number;
   noiseSeed: number;
+  /** Samples per pixel side at shape edges (default 4; 1 draws without anti-aliasing). */
+  supersample?: number;
+  /** Width / height; the shorter side is the side asked for and the shapes lie in its centred square (default 1). */
+  aspect?: number;
 }
 
 export interface ShapeSample extends Sample {
@@ -126,6 +143,16 @@ export const ShapesOptionsSchema = z.object({
    * (24–160 px, σ up to 1.4, quality down to 25) made the zoo's contrastive encoder worse on clean pictures too.
    */
   augment: z.number().min(0).max(1).default(0),
+  /**
+   * Fraction of *training* samples drawn the way other programs draw (varyScene): a lone shape up to about three
+   * times larger, triangles rotated (and some isosceles), squares tilted, outlines as well as fills, the colour off
+   * the palette by a little, no or coarser anti-aliasing, off-white / grey / pastel / gradient backgrounds with
+   * 0–8 noise, other aspect ratios; then drawn at 32–256 px, blurred (σ 0.3–1.5) and/or JPEG (quality 35–90).
+   * Drawn per sample from a stream of its own, so the other samples, every caption and the eval split are unchanged
+   * and a sample is the same picture every epoch (cached frozen features stay valid). Such a sample's degradation
+   * replaces `augment`'s.
+   */
+  variety: z.number().min(0).max(1).default(0),
 }).strict()
   .refine((o) => o.minShapes <= o.maxShapes, { message: 'minShapes must not exceed maxShapes', path: ['minShapes'] })
   .refine((o) => o.maxShapes <= (o.positions ?? SHAPE_POSITIONS).length, { message: 'maxShapes must not exceed the number of positions', path: ['maxShapes'] });
@@ -231,6 +258,78 @@ function drawBackground(rng: Rng): [number, number, number] {
   return [tint(), tint(), tint()];
 }
 
+/** HSL (h in degrees, s and l in 0..1) to RGB bytes. */
+function hslToRgb(h: number, s: number, l: number): [number, number, number] {
+  const k = (n: number): number => (n + h / 30) % 12;
+  const a = s * Math.min(l, 1 - l);
+  const f = (n: number): number => l - a * Math.max(-1, Math.min(k(n) - 3, 9 - k(n), 1));
+  return [Math.round(f(0) * 255), Math.round(f(8) * 255), Math.round(f(4) * 255)];
+}
+
+/** How far a shape reaches from its centre, in units of its radius, at any rotation. */
+const EXTENT: Readonly<Record<ShapeKind, number>> = { circle: 1, square: 0.88 * Math.SQRT2, triangle: 1.15 };
+/** Upper bound on a lone large shape's growth (0.12 → about 0.38 of the side); a small one stays below large. */
+const VARIED_GROWTH: Readonly<Record<ShapeSize, number>> = { small: 1.5, large: 3.2 };
+/** How far a grown shape may reach from its centre, as a fraction of the side. */
+const VARIED_REACH = 0.4;
+
+/**
+ * The plain scene as another program might draw it (the `variety` option): what the caption says (colour, shape,
+ * size, position, count) stays true, everything else about the drawing varies. A lone shape may grow (a large one to
+ * reach up to 0.4 of the side, a small one by at most 1.5×, so it stays smaller than any large one); several shapes
+ * keep their size so they never overlap.
+ */
+export function varyScene(rng: Rng, plain: ShapeScene): ShapeScene {
+  const single = plain.shapes.length === 1;
+  const shapes = plain.shapes.map((s): PlacedShape => {
+    const out: PlacedShape = { ...s };
+    const growth = rng.range(1, VARIED_GROWTH[s.size]);
+    if (single) {
+      // Grown up to 0.4 of the side from its centre, then moved in as far as it must to stay in the picture: it
+      // stays on its side of the centre, so the caption's position holds.
+      out.radius = Math.min(s.radius * growth, VARIED_REACH / EXTENT[s.shape]);
+      const reach = out.radius * EXTENT[s.shape] + 0.02;
+      out.cx = Math.min(Math.max(s.cx, reach), 1 - reach);
+      out.cy = Math.min(Math.max(s.cy, reach), 1 - reach);
+    }
+    const turn = rng.uniform();
+    if (s.shape === 'triangle' && turn < 0.75) out.rotation = rng.range(0, 2 * Math.PI);
+    if (s.shape === 'square' && turn < 0.4) out.rotation = rng.range(-Math.PI / 4, Math.PI / 4);
+    if (s.shape === 'triangle' && rng.uniform() < 0.2) out.form = 'isosceles';
+    if (rng.uniform() < 0.35) out.outline = Math.min(rng.range(0.02, 0.06), out.radius * 0.35);
+    const [r, g, b] = SHAPE_PALETTE[s.color];
+    const jitter = (v: number): number => Math.max(0, Math.min(255, v + rng.int(37) - 18));
+    out.rgb = [jitter(r), jitter(g), jitter(b)];
+    return out;
+  });
+  const u = rng.uniform();
+  let background: [number, number, number];
+  let backgroundTo: [number, number, number] | undefined;
+  if (u < 0.4) {
+    const base = 236 + rng.int(18);
+    const t = (): number => Math.min(255, base + rng.int(9) - 4);
+    background = [t(), t(), t()];
+  } else if (u < 0.6) {
+    const g = 190 + rng.int(41);
+    background = [g, g, g];
+  } else {
+    background = hslToRgb(rng.range(0, 360), rng.range(0.3, 0.7), rng.range(0.82, 0.93));
+    if (u >= 0.85) {
+      const d = 15 + rng.int(21);
+      backgroundTo = [Math.max(0, background[0] - d), Math.max(0, background[1] - d), Math.max(0, background[2] - d)];
+    }
+  }
+  const noiseStd = rng.uniform() < 0.4 ? 0 : rng.range(1, 8);
+  const aa = rng.uniform();
+  const supersample = aa < 0.25 ? 1 : aa < 0.4 ? 2 : 4;
+  const stretch = rng.uniform() < 0.25 ? rng.range(1.05, 1.4) : 1;
+  const aspect = stretch === 1 ? 1 : rng.uniform() < 0.5 ? stretch : 1 / stretch;
+  return {
+    shapes, background, ...(backgroundTo ? { backgroundTo } : {}), noiseStd, noiseSeed: plain.noiseSeed, supersample,
+    ...(aspect !== 1 ? { aspect } : {}),
+  };
+}
+
 // ---- rasteriser -----------------------------------------------------------------------------------------------
 
 /** Half side of a square and circumradius of a triangle relative to the shape's radius (similar visual areas). */
@@ -244,8 +343,54 @@ const TRIANGLE_CIRCUM = 1.15;
  */
 type SignedDistance = (x: number, y: number) => number;
 
-function shapeDistance(s: PlacedShape, side: number): { sd: SignedDistance; extent: number } {
-  const cx = s.cx * side, cy = s.cy * side, r = s.radius * side;
+/**
+ * Vertices (pixels, clockwise on screen) of a square or triangle with its rotation and form: the one description of
+ * the polygon that our rasteriser and the SVG share.
+ */
+export function shapeVertices(s: PlacedShape, side: number, ox = 0, oy = 0): Array<[number, number]> {
+  const cx = s.cx * side + ox, cy = s.cy * side + oy, r = s.radius * side;
+  let pts: Array<[number, number]>;
+  if (s.shape === 'square') {
+    const h = r * SQUARE_HALF;
+    pts = [[-h, -h], [h, -h], [h, h], [-h, h]];
+  } else if (s.shape === 'triangle') {
+    const R = r * TRIANGLE_CIRCUM;
+    pts = s.form === 'isosceles'
+      ? [[0, -R], [R * 0.55, R * 0.75], [-R * 0.55, R * 0.75]]
+      : [[0, -R], [R * Math.cos(Math.PI / 6), R / 2], [-R * Math.cos(Math.PI / 6), R / 2]];
+  } else throw new DatasetError('a circle has no vertices');
+  const c = Math.cos(s.rotation ?? 0), sn = Math.sin(s.rotation ?? 0);
+  return pts.map(([x, y]) => [cx + x * c - y * sn, cy + x * sn + y * c]);
+}
+
+/** Convex polygon (clockwise on screen): the largest signed distance to its edge lines (exact inside; a bound outside). */
+function polygonDistance(pts: ReadonlyArray<readonly [number, number]>): SignedDistance {
+  const edges = pts.map(([x0, y0], i) => {
+    const [x1, y1] = pts[(i + 1) % pts.length];
+    const len = Math.hypot(x1 - x0, y1 - y0);
+    const nx = (y1 - y0) / len, ny = -(x1 - x0) / len; // outward for clockwise-on-screen order (y down)
+    return [nx, ny, nx * x0 + ny * y0] as const;
+  });
+  return (x, y) => {
+    let d = -Infinity;
+    for (const [nx, ny, off] of edges) d = Math.max(d, x * nx + y * ny - off);
+    return d;
+  };
+}
+
+function shapeDistance(s: PlacedShape, side: number, ox = 0, oy = 0): { sd: SignedDistance; extent: number } {
+  const filled = filledDistance(s, side, ox, oy);
+  if (s.outline === undefined) return filled;
+  // An outline: the band of width w about the boundary (mitred corners, as |max of edge lines| gives them).
+  const w = (s.outline * side) / 2;
+  return { sd: (x, y) => Math.abs(filled.sd(x, y)) - w, extent: filled.extent + w };
+}
+
+function filledDistance(s: PlacedShape, side: number, ox: number, oy: number): { sd: SignedDistance; extent: number } {
+  const cx = s.cx * side + ox, cy = s.cy * side + oy, r = s.radius * side;
+  if (s.shape !== 'circle' && (s.rotation !== undefined || s.form !== undefined)) {
+    return { sd: polygonDistance(shapeVertices(s, side, ox, oy)), extent: r * EXTENT[s.shape] };
+  }
   if (s.shape === 'circle') return { sd: (x, y) => Math.hypot(x - cx, y - cy) - r, extent: r };
   if (s.shape === 'square') {
     const h = r * SQUARE_HALF;
@@ -272,29 +417,46 @@ function shapeDistance(s: PlacedShape, side: number): { sd: SignedDistance; exte
 
 const HALF_DIAGONAL = Math.SQRT1_2;
 
-/** Render a scene at `side`×`side` pixels: edge pixels get 4×4 supersampled coverage, then noise is added. */
-export function renderScene(scene: ShapeScene, side: number, supersample = 4): RgbImage {
-  const data = new Uint8Array(side * side * 3);
-  const acc = new Float32Array(side * side * 3);
-  for (let p = 0; p < side * side; p++) {
-    acc[p * 3] = scene.background[0];
-    acc[p * 3 + 1] = scene.background[1];
-    acc[p * 3 + 2] = scene.background[2];
+/** Width and height a scene renders at for `side` (its shorter side). */
+export function sceneDimensions(scene: ShapeScene, side: number): { width: number; height: number } {
+  const a = scene.aspect ?? 1;
+  return a >= 1 ? { width: Math.round(side * a), height: side } : { width: side, height: Math.round(side / a) };
+}
+
+/**
+ * Render a scene with `side` as its shorter side (`side`×`side` unless the scene has an aspect): edge pixels get
+ * supersampled coverage (4×4 unless the scene says otherwise; 1 = no anti-aliasing), then noise is added.
+ */
+export function renderScene(scene: ShapeScene, side: number, supersample = scene.supersample ?? 4): RgbImage {
+  const { width, height } = sceneDimensions(scene, side);
+  const ox = (width - side) / 2, oy = (height - side) / 2;
+  const data = new Uint8Array(width * height * 3);
+  const acc = new Float32Array(width * height * 3);
+  const to = scene.backgroundTo;
+  for (let p = 0; p < width * height; p++) {
+    const t = to ? ((p % width) / Math.max(1, width - 1) + Math.floor(p / width) / Math.max(1, height - 1)) / 2 : 0;
+    acc[p * 3] = scene.background[0] + (to ? (to[0] - scene.background[0]) * t : 0);
+    acc[p * 3 + 1] = scene.background[1] + (to ? (to[1] - scene.background[1]) * t : 0);
+    acc[p * 3 + 2] = scene.background[2] + (to ? (to[2] - scene.background[2]) * t : 0);
   }
   const ss = supersample;
   const inv = 1 / (ss * ss);
   for (const s of scene.shapes) {
-    const { sd, extent } = shapeDistance(s, side);
-    const [cr, cg, cb] = SHAPE_PALETTE[s.color];
-    const x0 = Math.max(0, Math.floor(s.cx * side - extent - 1));
-    const x1 = Math.min(side - 1, Math.ceil(s.cx * side + extent + 1));
-    const y0 = Math.max(0, Math.floor(s.cy * side - extent - 1));
-    const y1 = Math.min(side - 1, Math.ceil(s.cy * side + extent + 1));
+    const { sd, extent } = shapeDistance(s, side, ox, oy);
+    const [cr, cg, cb] = s.rgb ?? SHAPE_PALETTE[s.color];
+    const x0 = Math.max(0, Math.floor(s.cx * side + ox - extent - 1));
+    const x1 = Math.min(width - 1, Math.ceil(s.cx * side + ox + extent + 1));
+    const y0 = Math.max(0, Math.floor(s.cy * side + oy - extent - 1));
+    const y1 = Math.min(height - 1, Math.ceil(s.cy * side + oy + extent + 1));
     for (let py = y0; py <= y1; py++) {
       for (let px = x0; px <= x1; px++) {
         const d = sd(px + 0.5, py + 0.5);
         let a: number;
-        if (d <= -HALF_DIAGONAL) a = 1;
+        if (ss === 1) {
+          // No anti-aliasing: a pixel is the shape's when its centre is inside.
+          if (d > 0) continue;
+          a = 1;
+        } else if (d <= -HALF_DIAGONAL) a = 1;
         else if (d >= HALF_DIAGONAL) continue;
         else {
           let hits = 0;
@@ -305,7 +467,7 @@ export function renderScene(scene: ShapeScene, side: number, supersample = 4): R
           if (hits === 0) continue;
           a = hits * inv;
         }
-        const i = (py * side + px) * 3;
+        const i = (py * width + px) * 3;
         acc[i] += (cr - acc[i]) * a;
         acc[i + 1] += (cg - acc[i + 1]) * a;
         acc[i + 2] += (cb - acc[i + 2]) * a;
@@ -324,16 +486,22 @@ export function renderScene(scene: ShapeScene, side: number, supersample = 4): R
     }
     data[i] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
   }
-  return { width: side, height: side, data };
+  return { width, height, data };
 }
 
 /** The same scene as SVG (no noise): rasterised by librsvg, it is an image "drawn by other software". */
 export function sceneToSvg(scene: ShapeScene, side: number): string {
   const rgb = (c: readonly number[]): string => `rgb(${c[0]},${c[1]},${c[2]})`;
+  const { width, height } = sceneDimensions(scene, side);
+  const ox = (width - side) / 2, oy = (height - side) / 2;
   const parts = scene.shapes.map((s) => {
-    const cx = s.cx * side, cy = s.cy * side, r = s.radius * side;
-    const fill = rgb(SHAPE_PALETTE[s.color]);
+    const cx = s.cx * side + ox, cy = s.cy * side + oy, r = s.radius * side;
+    const colour = rgb(s.rgb ?? SHAPE_PALETTE[s.color]);
+    const fill = s.outline === undefined ? colour : `none" stroke="${colour}" stroke-width="${s.outline * side}`;
     if (s.shape === 'circle') return `<circle cx="${cx}" cy="${cy}" r="${r}" fill="${fill}"/>`;
+    if (s.rotation !== undefined || s.form !== undefined) {
+      return `<polygon points="${shapeVertices(s, side, ox, oy).map(([x, y]) => `${x},${y}`).join(' ')}" fill="${fill}"/>`;
+    }
     if (s.shape === 'square') {
       const h = r * SQUARE_HALF;
       return `<rect x="${cx - h}" y="${cy - h}" width="${2 * h}" height="${2 * h}" fill="${fill}"/>`;
@@ -341,8 +509,13 @@ export function sceneToSvg(scene: ShapeScene, side: number): string {
     const R = r * TRIANGLE_CIRCUM, dx = R * Math.cos(Math.PI / 6);
     return `<polygon points="${cx},${cy - R} ${cx + dx},${cy + R / 2} ${cx - dx},${cy + R / 2}" fill="${fill}"/>`;
   });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${side}" height="${side}" viewBox="0 0 ${side} ${side}">`
-    + `<rect width="${side}" height="${side}" fill="${rgb(scene.background)}"/>${parts.join('')}</svg>`;
+  const to = scene.backgroundTo;
+  const defs = to
+    ? `<defs><linearGradient id="bg" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="${rgb(scene.background)}"/>`
+      + `<stop offset="1" stop-color="${rgb(to)}"/></linearGradient></defs>`
+    : '';
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${defs}`
+    + `<rect width="${width}" height="${height}" fill="${to ? 'url(#bg)' : rgb(scene.background)}"/>${parts.join('')}</svg>`;
 }
 
 // ---- the dataset ------------------------------------------------------------------------------------------------
@@ -368,6 +541,12 @@ export class ShapesDataset {
     return this.options.numSamples;
   }
 
+  /** Whether training sample `index` is drawn in the varied style (`variety`); eval samples never are. */
+  varied(index: number): boolean {
+    const o = this.options;
+    return o.split === 'train' && o.variety > 0 && this.root.fork(`variety-pick:${index}`).uniform() < o.variety;
+  }
+
   /** The scene of sample `index` (cheap: no pixels). */
   scene(index: number): { description: ShapeSpec[]; scene: ShapeScene; rng: Rng } {
     const o = this.options;
@@ -379,7 +558,8 @@ export class ShapesDataset {
       const description = drawDescription(rng, o);
       if (splitOfScene(description, o.evalFraction) !== o.split) continue;
       const shapes = placeShapes(rng, description, this.options.zoom);
-      const scene: ShapeScene = { shapes, background: drawBackground(rng), noiseStd: o.noiseStd, noiseSeed: rng.nextU32() };
+      const plain: ShapeScene = { shapes, background: drawBackground(rng), noiseStd: o.noiseStd, noiseSeed: rng.nextU32() };
+      const scene = this.varied(index) ? varyScene(this.root.fork(`variety:${o.split}:${index}`), plain) : plain;
       return { description, scene, rng };
     }
     throw new DatasetError(`shapes dataset: no '${o.split}' scene found in ${MAX_SPLIT_TRIES} draws; widen the shapes/colors or change evalFraction`);
@@ -398,7 +578,9 @@ export class ShapesDataset {
     for (const pair of extra) {
       conversations.push({ from: 'human', value: capitalise(pair.question) }, { from: 'gpt', value: pair.answer });
     }
-    const degradation = this.options.augment > 0 ? drawDegradation(this.root.fork(`augment:${this.options.split}:${index}`), this.options.augment) : undefined;
+    const degradation = this.varied(index)
+      ? drawVariedDegradation(this.root.fork(`variety-degrade:${index}`))
+      : this.options.augment > 0 ? drawDegradation(this.root.fork(`augment:${this.options.split}:${index}`), this.options.augment) : undefined;
     return {
       id: `shapes-${this.options.split}-${String(this.options.seed)}-${index}`,
       image: renderScene(scene, degradation?.side ?? this.options.size),
@@ -430,6 +612,18 @@ function drawDegradation(rng: Rng, p: number): { side?: number; effects?: ImageD
   const effects: ImageDegradation = {
     ...(blur ? { blurSigma: rng.range(0.3, 1) } : {}),
     ...(jpeg ? { jpegQuality: 50 + rng.int(46) } : {}),
+  };
+  return { side, effects: blur || jpeg ? effects : undefined };
+}
+
+/** A varied sample's picture: drawn at 32–256 px (log-uniform), blurred (σ 0.3–1.5) 30%, JPEG (quality 35–90) 35%. */
+function drawVariedDegradation(rng: Rng): { side: number; effects?: ImageDegradation } {
+  const side = Math.round(Math.exp(rng.range(Math.log(32), Math.log(256))));
+  const blur = rng.uniform() < 0.3;
+  const jpeg = rng.uniform() < 0.35;
+  const effects: ImageDegradation = {
+    ...(blur ? { blurSigma: rng.range(0.3, 1.5) } : {}),
+    ...(jpeg ? { jpegQuality: 35 + rng.int(56) } : {}),
   };
   return { side, effects: blur || jpeg ? effects : undefined };
 }
