@@ -1,5 +1,5 @@
 // The engine's side of the contract, written once: the training config the host sends and the events the run,
-// compare and train jobs report. electron/host/contract.ts imports these schemas (the host validates with them),
+// compare, train and export jobs report. electron/host/contract.ts imports these schemas (the host validates with them),
 // the engine types its jobs by them, and the renderer sees them as types only. Only zod here: the host's main
 // thread imports this file, so nothing that loads onnxruntime may be imported.
 
@@ -99,6 +99,18 @@ export const trainEventSchema = z.object({
   message: z.string().optional(),
 });
 
+export const exportEventSchema = z.object({
+  channel: z.literal('export.event'),
+  id: z.string(),
+  type: z.enum(['started', 'progress', 'done', 'error']),
+  message: z.string().optional(),
+  /** The export folder (done) or the file just written (progress). */
+  path: z.string().optional(),
+  /** done: every file written, relative to `path`, with its size. */
+  files: z.array(z.object({ path: z.string(), bytes: z.number() })).optional(),
+});
+
 export type RunEvent = z.infer<typeof runEventSchema>;
 export type CompareEvent = z.infer<typeof compareEventSchema>;
 export type TrainEvent = z.infer<typeof trainEventSchema>;
+export type ExportEvent = z.infer<typeof exportEventSchema>;

@@ -1,9 +1,10 @@
 // Export entry points: `runExport` for the CLI and tests, `exportGraph(args, emit)` for the host worker
-// (electron/host/worker-protocol.ts), which reports through export.event messages.
+// (electron/host/engine-jobs.ts), which reports through export.event messages (engine/messages.ts).
 
 import { z } from 'zod';
 import { type GraphDocument, graphDocumentFromJson } from '../engine/document.js';
 import type { Executor } from '../engine/executor.js';
+import type { ExportEvent } from '../engine/messages.js';
 import { type ExportProgress, type ExportResult, exportBundle } from './bundle.js';
 import { ExportError } from './manifest.js';
 import { type ExternalDataMode, exportFusedOnnx, exportTritonRepository } from './onnx.js';
@@ -78,15 +79,8 @@ const exportJobArgs = z.object({
 });
 export type ExportJobArgs = z.input<typeof exportJobArgs>;
 
-/** The contract's export.event, restated so the engine side does not import the host. */
-export interface ExportJobEvent {
-  channel: 'export.event';
-  id: string;
-  type: 'started' | 'progress' | 'done' | 'error';
-  message?: string;
-  path?: string;
-  files?: Array<{ path: string; bytes: number }>;
-}
+/** The contract's `export.event` (electron/engine/messages.ts, which the host validates them against). */
+export type ExportJobEvent = ExportEvent;
 
 export async function exportGraph(raw: ExportJobArgs, emit: (e: ExportJobEvent) => void): Promise<void> {
   const args = exportJobArgs.parse(raw);

@@ -6,12 +6,12 @@
 
 import { z } from 'zod';
 import { graphDocumentSchema } from '../engine/document.js';
-import { compareEventSchema, runEventSchema, trainConfigSchema, trainEventSchema } from '../engine/messages.js';
+import { compareEventSchema, exportEventSchema, runEventSchema, trainConfigSchema, trainEventSchema } from '../engine/messages.js';
 
 export { graphDocumentSchema } from '../engine/document.js';
 export type { AdapterMethod, AdapterSpec } from '../engine/document.js';
 export { compareEventSchema, runEventSchema, trainEventSchema } from '../engine/messages.js';
-export type { CompareEvent, ParsedTrainConfig, RunEvent, TrainConfig, TrainEvent } from '../engine/messages.js';
+export type { CompareEvent, ExportEvent, ParsedTrainConfig, RunEvent, TrainConfig, TrainEvent } from '../engine/messages.js';
 export { BUILTIN_DATASETS, isBuiltinDataset } from '../engine/datasets/builtin.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -366,20 +366,8 @@ export type Result<M extends MethodName> = z.output<(typeof methods)[M]['result'
 // ---------------------------------------------------------------------------------------------------------------
 // Events (host → renderer)
 
-const exportEventSchema = z.object({
-  channel: z.literal('export.event'),
-  id: z.string(),
-  type: z.enum(['started', 'progress', 'done', 'error']),
-  message: z.string().optional(),
-  /** The export folder (done) or the file just written (progress). */
-  path: z.string().optional(),
-  /** done: every file written, relative to `path`, with its size. */
-  files: z.array(z.object({ path: z.string(), bytes: z.number() })).optional(),
-});
-
 export const hostEventSchema = z.discriminatedUnion('channel', [runEventSchema, compareEventSchema, trainEventSchema, exportEventSchema]);
 
-export type ExportEvent = z.infer<typeof exportEventSchema>;
 export type HostEvent = z.infer<typeof hostEventSchema>;
 
 // ---------------------------------------------------------------------------------------------------------------
