@@ -8,7 +8,8 @@ the layout Transformers.js loads, and writes what the transformers forward gener
 
   gpt2/     GPT2LMHeadModel: onnx/model.onnx (input_ids, attention_mask, position_ids, past_key_values.{i}.key|value
             -> logits, present.{i}.key|value) and onnx/model_quantized.onnx (int8 weights, DequantizeLinear)
-  llama/    LlamaForCausalLM (GQA): onnx/model.onnx, same ports
+  llama/    LlamaForCausalLM (GQA): onnx/model.onnx, same ports, and onnx/model_q4.onnx (com.microsoft::MatMulNBits,
+            4-bit blocks of 16, the layout of Transformers.js' q4 files)
   llama_merged/  the same LLaMA as onnx/decoder_model_merged.onnx: one If on use_cache_branch whose then-branch is
             the decoder with past and else-branch the decoder without (as Optimum merges them)
   vlm/      LlavaForConditionalGeneration split as Transformers.js ships it: onnx/vision_encoder.onnx (pixel_values ->
@@ -290,6 +291,49 @@ def quantize_int8(src, out_path):
     return count
 
 
+def quantize_q4(src, out_path, block=16):
+    """Transformers.js' q4 layout: every MatMul(x, Transpose(W)) (nn.Linear, W [out, in]) becomes
+    com.microsoft::MatMulNBits(x, packed 4-bit W, per-block scales) with the default zero point 8."""
+    import onnx
+    from onnx import helper, numpy_helper
+    m = onnx.load(src)
+    g = m.graph
+    inits = {i.name: i for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    drop, new_nodes, count = set(), [], 0
+    for node in g.node:
+        tr = producer.get(node.input[1]) if node.op_type == 'MatMul' else None
+        if tr is not None and tr.op_type == 'Transpose' and tr.input[0] in inits:
+            w = numpy_helper.to_array(inits[tr.input[0]]).astype(np.float32)  # [N, K]
+            n_out, k = w.shape
+            assert k % block == 0, (tr.input[0], k)
+            blocks = w.reshape(n_out, k // block, block)
+            scale = np.abs(blocks).max(axis=2) / 7.0
+            scale[scale == 0] = 1.0
+            q = np.clip(np.round(blocks / scale[..., None]) + 8, 0, 15).astype(np.uint8)
+            packed = (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)  # low nibble first
+            base = tr.input[0]
+            g.initializer.append(numpy_helper.from_array(packed, base + '_Q4'))
+            g.initializer.append(numpy_helper.from_array(scale.astype(np.float32).reshape(-1), base + '_scales'))
+            new_nodes.append(helper.make_node('MatMulNBits', [node.input[0], base + '_Q4', base + '_scales'], list(node.output),
+                                              name=node.name + '_Q4', domain='com.microsoft', K=k, N=n_out, bits=4,
+                                              block_size=block))
+            drop.add(id(tr))
+            count += 1
+            continue
+        new_nodes.append(node)
+    new_nodes = [n for n in new_nodes if id(n) not in drop]
+    used = {i for n in new_nodes for i in n.input}
+    keep = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    del g.node[:]
+    g.node.extend(new_nodes)
+    m.opset_import.append(helper.make_opsetid('com.microsoft', 1))
+    onnx.save(m, out_path)
+    return count
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Folders
 
@@ -411,6 +455,8 @@ def make_llama():
     write_common(folder, cfg, tok)
     export_decoder(Exported(P.tensors, step, True, embed='model.embed_tokens.weight'), os.path.join(folder, 'onnx', 'model.onnx'),
                    'input_ids', cfg['num_hidden_layers'], cfg['num_key_value_heads'], hd, True)
+    n = quantize_q4(os.path.join(folder, 'onnx', 'model.onnx'), os.path.join(folder, 'onnx', 'model_q4.onnx'))
+    print(f'llama: model_q4.onnx packs {n} weight matrices in 4 bits (MatMulNBits)')
     write_reference(folder, PROMPT, ids[0].tolist(), toks, margins, seed, note)
 
     folder = os.path.join(OUT, 'llama_merged')

@@ -2,12 +2,13 @@
 // outputs cached by content key (type, version, params, weights, adapters, seed and the keys of the inputs), so an
 // identical re-run computes nothing and a projector swap recomputes only the projector and what follows it.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { type Tensor, tensorToNumbers } from '../onnx/ir.js';
 import { type ExecutionProvider, createSession, detectExecutionProviders, runSession } from '../onnx/ort.js';
 import { parseSafetensors } from '../onnx/safetensors.js';
+import { readSafetensorsLazily } from '../onnx/lazy.js';
 import { type Catalog, defaultCatalog, portsOf } from '../nodes/catalog.js';
 import { GENERATION_PARAMS, DecoderParams, type MergeParamsInput, checkMergeInputs, resolveDecoderConfig, headDim, WORD_EMBEDDING } from '../nodes/llms.js';
 import type { NodeTypeDef, OnnxFragment, PortSpec } from '../nodes/types.js';
@@ -18,7 +19,7 @@ import { type DocNode, type GraphDocument, type NodeWeights, weightOwnerOf } fro
 import { loadHfNodeWeights } from '../formats/hf/weights.js';
 import { embedFromTable, generate } from './generate.js';
 import { generateImported } from './imported-generation.js';
-import { isGeneratingDecoder } from '../nodes/imported.js';
+import { fragmentOpsets, isGeneratingDecoder } from '../nodes/imported.js';
 import { hostSteps as ioHostSteps } from './host-steps/io.js';
 import { diffusionHostSteps } from './host-steps/diffusion.js';
 import type { GraphHostStep, GraphHostStepContext } from './host-steps/graph.js';
@@ -110,6 +111,9 @@ interface BuiltFragment {
 interface BuiltNode extends BuiltFragment {
   session: ort.InferenceSession;
 }
+
+/** Weights files larger than this are read lazily (see RunPlan.loadWeights); smaller ones whole. */
+export const LAZY_WEIGHTS_FILE_BYTES = 64 * 2 ** 20;
 
 /** In a node's weights file, adapter tensors are stored as `adapters/<name>`; the rest are the node's own. */
 export const ADAPTER_WEIGHT_PREFIX = 'adapters/';
@@ -376,7 +380,7 @@ export class Executor {
         irVersion: 8,
         producerName: 'vlm-composer',
         producerVersion: '0.1.0',
-        opsets: { '': built.fragment.opset },
+        opsets: fragmentOpsets(built.fragment.graph, built.fragment.opset),
         graph: built.fragment.graph,
         metadata: {},
       }, { executionProviders, intraOpThreads: this.intraOpThreads }));
@@ -611,12 +615,16 @@ export class RunPlan {
     let all = this.weightCache.get(path);
     if (!this.weightCache.has(path)) {
       try {
-        const bytes = readFileSync(path);
-        const actual = hashBytes(bytes);
+        // A large file (a real preset's weights) is hashed in chunks and its float tensors are file-backed
+        // (onnx/lazy.ts): read when the session is serialised, never held beside onnxruntime's copy.
+        const large = statSync(path).size > LAZY_WEIGHTS_FILE_BYTES;
+        const bytes = large ? undefined : readFileSync(path);
+        const lazy = large ? readSafetensorsLazily(path, spec.path) : undefined;
+        const actual = lazy ? lazy.sha256 : hashBytes(bytes!);
         if (actual !== spec.sha256) {
           throw new Error(`the file's sha256 is ${actual} but the graph expects ${spec.sha256} (the file was changed or replaced)`);
         }
-        all = parseSafetensors(bytes, spec.path).tensors;
+        all = lazy ? lazy.tensors : parseSafetensors(bytes!, spec.path).tensors;
       } catch (e) {
         throw new RunError(`node '${source}': cannot load weights '${spec.path}': ${(e as Error).message}`, source);
       }

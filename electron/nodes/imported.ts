@@ -57,6 +57,31 @@ function collectDomains(g: Graph, into: Set<string>): void {
   }
 }
 
+/** onnxruntime's contrib domain and the ops of it that its CPU kernels run (quantised Transformers.js exports). */
+export const CONTRIB_DOMAIN = 'com.microsoft';
+export const CPU_CONTRIB_OPS: ReadonlySet<string> = new Set(['MatMulNBits', 'QLinearAdd', 'QLinearMul', 'QLinearSigmoid', 'QLinearLeakyRelu', 'QLinearConcat', 'QLinearAveragePool', 'QLinearGlobalAveragePool', 'DynamicQuantizeMatMul', 'MatMulIntegerToFloat', 'FusedMatMul', 'Gelu', 'FastGelu', 'QuickGelu', 'SkipLayerNormalization', 'SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization', 'RotaryEmbedding', 'GroupQueryAttention', 'MultiHeadAttention']);
+
+function firstContribOutsideCpu(g: Graph): Graph['nodes'][number] | undefined {
+  for (const n of g.nodes) {
+    if (n.domain === CONTRIB_DOMAIN && !CPU_CONTRIB_OPS.has(n.opType)) return n;
+    for (const a of Object.values(n.attrs)) {
+      const subs = a.type === 'graph' ? [a.value] : a.type === 'graphs' ? a.value : [];
+      for (const sub of subs) {
+        const found = firstContribOutsideCpu(sub);
+        if (found) return found;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The opsets a fragment's session needs: the default domain's, and onnxruntime's contrib domain when it is used. */
+export function fragmentOpsets(graph: Graph, opset: number): Record<string, number> {
+  const domains = new Set<string>();
+  collectDomains(graph, domains);
+  return { '': opset, ...(domains.has(CONTRIB_DOMAIN) ? { [CONTRIB_DOMAIN]: 1 } : {}) };
+}
+
 const EXECUTOR_FILLED = /^(position_ids|use_cache_branch|past_key_values\.\d+\.(key|value))$/;
 
 function describeModel(model: Model, path: string, portKinds: Record<string, PortKind> = {}): ImportedModelInfo {
@@ -181,9 +206,16 @@ function shapesOf(ports: ImportedPort[]): ResolvedShapes {
 function buildImported(params: ImportParams, weights: Map<string, Tensor> | undefined, nodeId: string): OnnxFragment {
   const model = loadCached(params.path);
   const info = describeModel(model, params.path, params.portKinds);
-  if (info.customDomains.length) {
+  const unsupported = info.customDomains.filter((d) => d !== CONTRIB_DOMAIN);
+  const contrib = firstContribOutsideCpu(model.graph);
+  if (contrib) {
     throw new OnnxError(
-      `node '${nodeId}': '${params.path}' uses non-standard ops (domains ${info.customDomains.join(', ')}); export it without contrib fusions`,
+      `node '${nodeId}': '${params.path}' node '${contrib.name}' is ${CONTRIB_DOMAIN}::${contrib.opType}, which onnxruntime's CPU kernels Composer allows do not include (${[...CPU_CONTRIB_OPS].join(', ')})`,
+    );
+  }
+  if (unsupported.length) {
+    throw new OnnxError(
+      `node '${nodeId}': '${params.path}' uses non-standard ops (domains ${unsupported.join(', ')}); export it without contrib fusions`,
     );
   }
   const src = model.graph;

@@ -1,7 +1,8 @@
 // File-backed tensors: read on access, never kept by the tensor; sessions built from them (in memory or through the
 // external-data path) equal those built from ordinary tensors; a model folder's weights arrive file-backed.
 
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,8 +11,9 @@ import { openHfFolder } from '../formats/hf/folder.js';
 import { importHfFolder } from '../formats/hf/import.js';
 import { writeTinyLlamaFolder } from '../formats/hf/tiny-llama.test-support.js';
 import { GraphBuilder } from './builder.js';
-import { emptyGraph, newModel, tensorFromNumbers } from './ir.js';
-import { isLazyTensor, lazyTensor, tensorByteLength } from './lazy.js';
+import { emptyGraph, newModel, tensorFromNumbers, tensorToNumbers } from './ir.js';
+import { isLazyTensor, lazyTensor, readSafetensorsLazily, releaseLazyValues, tensorByteLength } from './lazy.js';
+import { writeSafetensors } from './safetensors.js';
 import { createSession, runSession } from './ort.js';
 
 describe('file-backed tensors', () => {
@@ -82,5 +84,32 @@ describe('file-backed tensors', () => {
     for (const t of weights.values()) void t.data;
     for (const t of weights.values()) void t.data;
     expect(progress.length).toBe(weights.size);
+  });
+
+  it('a safetensors file read lazily: hashed in chunks, float tensors file-backed as float32, others read now', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'composer-lazy-st-')), 'w.safetensors');
+    const values = Array.from({ length: 12 }, (_, i) => (i - 5) / 4);
+    writeSafetensors(path, {
+      f32: tensorFromNumbers('float32', [3, 4], values),
+      bf16: tensorFromNumbers('bfloat16', [12], values),
+      f16: tensorFromNumbers('float16', [2, 6], values),
+      ids: tensorFromNumbers('int64', [3], [1, 2, 3]),
+    });
+    const { tensors, sha256 } = readSafetensorsLazily(path, 'w.safetensors');
+    expect(sha256).toBe(createHash('sha256').update(readFileSync(path)).digest('hex'));
+    for (const name of ['f32', 'bf16', 'f16']) {
+      const t = tensors.get(name)!;
+      expect(isLazyTensor(t)).toBe(true);
+      expect(t.dtype).toBe('float32');
+      expect(Array.from(t.data as Float32Array)).toEqual(values);
+    }
+    expect(tensors.get('f16')!.dims).toEqual([2, 6]);
+    expect(isLazyTensor(tensors.get('ids')!)).toBe(false);
+    expect(Array.from(tensorToNumbers(tensors.get('ids')!))).toEqual([1, 2, 3]);
+    // A file that changes under a file-backed tensor is an error naming it, not other values.
+    const f32 = tensors.get('f32')!;
+    appendFileSync(path, 'x');
+    releaseLazyValues();
+    expect(() => f32.data).toThrow(/'w.safetensors' changed since it was opened/);
   });
 });

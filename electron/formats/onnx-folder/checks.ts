@@ -4,6 +4,7 @@
 
 import { type Graph, type Model, type Node, isFloat } from '../../onnx/ir.js';
 import { loadModel } from '../../onnx/proto.js';
+import { CONTRIB_DOMAIN, CPU_CONTRIB_OPS } from '../../nodes/imported.js';
 import { OnnxFolderError } from './layout.js';
 
 /** Ops that read quantised weights (their weights are integer tensors: nothing to differentiate). */
@@ -79,9 +80,9 @@ export function checkGraphFile(absPath: string, rel: string): GraphCheck {
       }
     }
     for (const node of g.nodes) {
-      if (node.domain && node.domain !== 'ai.onnx') {
+      if (node.domain && node.domain !== 'ai.onnx' && !(node.domain === CONTRIB_DOMAIN && CPU_CONTRIB_OPS.has(node.opType))) {
         throw new OnnxFolderError(
-          `${rel}: node '${node.name}' is ${node.domain}::${node.opType}; Composer's imported nodes run standard ONNX ops (pick another precision, or export without contrib fusions)`,
+          `${rel}: node '${node.name}' is ${node.domain}::${node.opType}; Composer's imported nodes run standard ONNX ops and onnxruntime's CPU contrib ops ${[...CPU_CONTRIB_OPS].join(', ')} (pick another precision, or export without contrib fusions)`,
         );
       }
       if (QUANTISED_OPS.has(node.opType)) quantised.push([node.name, node.opType]);

@@ -10,12 +10,12 @@ const executor = new Executor();
 afterAll(() => executor.dispose());
 
 /** Greedy tokens of Transformers.js on the folder (local files only, fp32, the same prompt and token budget). */
-async function transformersJsTokens(name: string, modelFile: string): Promise<number[]> {
+async function transformersJsTokens(name: string, modelFile: string, dtype: 'fp32' | 'q4' = 'fp32'): Promise<number[]> {
   const { AutoModelForCausalLM, AutoTokenizer, env } = await import('@huggingface/transformers');
   env.allowRemoteModels = false;
   env.localModelPath = `${folderOf('')}`;
   const tokenizer = await AutoTokenizer.from_pretrained(name, { local_files_only: true });
-  const model = await AutoModelForCausalLM.from_pretrained(name, { local_files_only: true, dtype: 'fp32', model_file_name: modelFile });
+  const model = await AutoModelForCausalLM.from_pretrained(name, { local_files_only: true, dtype, model_file_name: modelFile });
   const ref = reference(name);
   const inputs = tokenizer(ref.prompt);
   const out = await model.generate({ ...inputs, max_new_tokens: ref.greedy_tokens.length, do_sample: false });
@@ -110,9 +110,20 @@ describe('ONNX folders: precisions', () => {
     expect(importFolder('gpt2', 'quantized').onnx?.precision).toBe('q8');
   }, 60_000);
 
+  it('--precision q4 takes model_q4.onnx (com.microsoft::MatMulNBits) and generates the tokens Transformers.js does with dtype q4', async () => {
+    const { onnx, notes, doc } = importFolder('llama', 'q4');
+    expect(onnx).toMatchObject({ precision: 'q4', precisions: ['fp32', 'q4'], graphs: { model: 'onnx/model_q4.onnx' } });
+    expect(notes.join('\n')).toMatch(/15 quantised weight\(s\) \(MatMulNBits.*they stay frozen/);
+    const ours = await generateTokens(executor, doc, 'llama');
+    expect(ours.tokens).toHaveLength(12);
+    // 4-bit blocks move the logits; the first tokens (largest margins) survive.
+    expect(ours.tokens.slice(0, 4)).toEqual(reference('llama').greedy_tokens.slice(0, 4));
+    expect(await transformersJsTokens('llama', 'model', 'q4')).toEqual(ours.tokens);
+  }, 60_000);
+
   it('a precision the folder lacks is an error listing the choices', () => {
     expect(() => importFolder('gpt2', 'q4')).toThrow(/--precision q4: the folder offers fp32 \(onnx\/model\.onnx\), q8 \(onnx\/model_quantized\.onnx\)/);
-    expect(() => importFolder('llama', 'fp16')).toThrow(/--precision fp16: the folder offers fp32 \(onnx\/model\.onnx\)$/);
+    expect(() => importFolder('llama', 'fp16')).toThrow(/--precision fp16: the folder offers fp32 \(onnx\/model\.onnx\), q4 \(onnx\/model_q4\.onnx\)$/);
   });
 
   it('the user prompt of the VLM test is the reference prompt without the template', () => {

@@ -128,5 +128,12 @@ describe('the trainer on imported ONNX folders', () => {
     await expect(trainCommand([graph, '--recipe', 'lm', '--adapter', 'lora', '--steps', '1', '--batch', '2', '--dataset-size', '4', '--json'], () => undefined)).rejects.toThrow(
       /node 'llm': adapter 'lora' \(lora\): .*the linear layers read quantised weights \(DequantizeLinear node '[^']+' feeds MatMul '[^']+'\): quantised weights stay frozen/,
     );
+    // 4-bit MatMulNBits weights: the same, naming the node.
+    const q4 = importHfFolder(folderOf('llama'), { graphDir: tmp, precision: 'q4' }).doc;
+    const q4Graph = join(tmp, 'llama-q4.graph.json');
+    writeFileSync(q4Graph, JSON.stringify(q4));
+    await expect(trainCommand([q4Graph, '--recipe', 'lm', '--adapter', 'lora', '--steps', '1', '--batch', '2', '--dataset-size', '4', '--json'], () => undefined)).rejects.toThrow(
+      /adapter 'lora' \(lora\): .*the linear layers are quantised \(MatMulNBits node '[^']+', 4-bit weights\): quantised weights stay frozen/,
+    );
   }, 60_000);
 });

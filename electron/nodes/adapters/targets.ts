@@ -197,6 +197,8 @@ export function selectTargets(
   // A quantised export (model_quantized.onnx, …): its linear weights reach the MatMuls through DequantizeLinear.
   const quantised = (() => {
     const prod = producers(graph);
+    const nbits = graph.nodes.find((n) => n.opType === 'MatMulNBits');
+    if (nbits) return `; the linear layers are quantised (MatMulNBits node '${nbits.name}', 4-bit weights): quantised weights stay frozen and the adapter cannot attach there — import the folder's fp32 precision to train adapters`;
     const mm = graph.nodes.find((n) => (n.opType === 'MatMul' || n.opType === 'Gemm') && prod.get(n.inputs[1])?.opType === 'DequantizeLinear');
     if (!mm) return '';
     const dq = prod.get(mm.inputs[1])!;
