@@ -127,7 +127,7 @@ export interface SessionOptions {
  * is held twice while onnxruntime loads it (the serialised bytes beside its own copy). Through the file, with
  * file-backed weights (onnx/lazy.ts), the process holds little more than onnxruntime's copy.
  */
-export const EXTERNAL_SESSION_BYTES = 256 * 2 ** 20;
+export const EXTERNAL_SESSION_BYTES = 64 * 2 ** 20;
 
 /** From dtypes and dims: file-backed weights (onnx/lazy.ts) are not read to be counted. */
 function initializerBytes(model: Model): number {

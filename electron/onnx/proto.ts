@@ -4,6 +4,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import onnxProto from 'onnx-proto';
+import { tensorByteLength, writeTensorBytes } from './lazy.js';
 import type { onnx as OnnxNs } from 'onnx-proto';
 import {
   type Attribute,
@@ -418,8 +419,8 @@ function attrToProto(name: string, a: Attribute, ext?: ExternalWriter): OnnxNs.I
 export function tensorToProto(name: string, t: Tensor, ext?: ExternalWriter): OnnxNs.ITensorProto {
   const base: OnnxNs.ITensorProto = { name, dims: t.dims, dataType: dtypeCode(t.dtype) };
   if (t.dtype === 'string') return { ...base, stringData: (t.data as string[]).map((s) => utf8enc.encode(s)) };
-  const raw = toRawBytes(t.data);
-  if (ext && raw.length >= ext.threshold) {
+  const length = tensorByteLength(t);
+  if (ext && length >= ext.threshold) {
     // Keep each tensor 64-byte aligned in the external file, as the ONNX tooling does.
     const pad = (64 - (ext.offset % 64)) % 64;
     if (pad) {
@@ -429,12 +430,13 @@ export function tensorToProto(name: string, t: Tensor, ext?: ExternalWriter): On
     const entry = [
       { key: 'location', value: ext.name },
       { key: 'offset', value: String(ext.offset) },
-      { key: 'length', value: String(raw.length) },
+      { key: 'length', value: String(length) },
     ];
-    ext.write(raw);
-    ext.offset += raw.length;
+    // A file-backed weight streams from its file in pieces (onnx/lazy.ts); others write their values.
+    writeTensorBytes(t, (bytes) => ext.write(bytes), name ? `initializer '${name}'` : 'tensor');
+    ext.offset += length;
     return { ...base, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData: entry };
   }
-  return { ...base, rawData: raw };
+  return { ...base, rawData: toRawBytes(t.data) };
 }
 

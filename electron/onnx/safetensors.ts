@@ -1,9 +1,11 @@
 // safetensors read/write: 8-byte little-endian header length, a JSON header, then the raw tensor bytes.
 // The header is untrusted input: every length and offset is checked before any byte is read.
 
+import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { z } from 'zod';
-import { type DType, type Tensor, OnnxError, bytesPerElement, tensorSize } from './ir.js';
+import { type DType, type Tensor, type TensorData, OnnxError, allocData, bytesPerElement, float16BitsToFloat32, tensorSize } from './ir.js';
+import { lazyTensor } from './lazy.js';
 import { fromRawBytes, toRawBytes } from './proto.js';
 import { writeFileAtomic } from './atomic.js';
 
@@ -298,4 +300,114 @@ export function writeSafetensors(
   metadata?: Record<string, string>,
 ): void {
   writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+}
+
+// ---------------------------------------------------------------- file-backed reading
+
+/** Float dtypes a file-backed safetensors tensor is read as float32 from (what every builder computes in). */
+const AS_FLOAT32: ReadonlySet<DType> = new Set(['float32', 'float16', 'bfloat16', 'float64']);
+
+function toFloat32(dtype: DType, raw: TensorData): Float32Array {
+  if (dtype === 'float32') return raw as Float32Array;
+  if (dtype === 'float64') return Float32Array.from(raw as Float64Array);
+  const bits = raw as Uint16Array;
+  if (dtype === 'bfloat16') {
+    const out = new Uint32Array(bits.length);
+    for (let i = 0; i < bits.length; i++) out[i] = bits[i] << 16;
+    return new Float32Array(out.buffer);
+  }
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = float16BitsToFloat32(bits[i]);
+  return out;
+}
+
+/** Bytes of stored data converted per piece when streaming as float32 (see streamAsFloat32). */
+const STREAM_CHUNK_BYTES = 8 * 2 ** 20;
+
+/**
+ * Streams `length` bytes of `dtype` values at `position` of an open file as float32 bytes, one piece at a time
+ * through one reused buffer: F32 as stored, BF16/F16/F64 converted exactly. How file-backed weights become a
+ * session's external data without ever being whole in memory.
+ */
+export function streamAsFloat32(fd: number, position: number, length: number, dtype: DType, fileName: string, write: (bytes: Uint8Array) => void): void {
+  const bpe = bytesPerElement(dtype);
+  const step = Math.max(bpe, STREAM_CHUNK_BYTES - (STREAM_CHUNK_BYTES % bpe));
+  const raw = new Uint8Array(Math.min(step, length));
+  const out = dtype === 'float32' ? undefined : new Float32Array(raw.length / bpe);
+  for (let at = 0; at < length; at += step) {
+    const n = Math.min(step, length - at);
+    const piece = readExactly(fd, position + at, n, fileName, raw.subarray(0, n));
+    if (!out) {
+      write(piece);
+      continue;
+    }
+    const count = n / bpe;
+    const src = dtype === 'float64' ? new Float64Array(raw.buffer, 0, count) : new Uint16Array(raw.buffer, 0, count);
+    const dst = out.subarray(0, count);
+    if (dtype === 'float64') dst.set(src);
+    else if (dtype === 'bfloat16') {
+      const bits = new Uint32Array(out.buffer, 0, count);
+      for (let i = 0; i < count; i++) bits[i] = src[i] << 16;
+    } else if (dtype === 'float16') for (let i = 0; i < count; i++) dst[i] = float16BitsToFloat32(src[i]);
+    else throw new OnnxError(`'${fileName}': ${dtype} values cannot be streamed as float32`);
+    write(new Uint8Array(out.buffer, 0, count * 4));
+  }
+}
+
+/**
+ * A safetensors file's tensors without loading it: the header is read and checked, the file hashed in chunks
+ * (sha256, for the graph's check), and each float tensor is file-backed, read (as float32) by a positioned read
+ * when its values are used. Other tensors (ints, bools) are read now. A file whose size changes afterwards is an
+ * error naming it when a tensor is read.
+ */
+export function readSafetensorsLazily(path: string, fileName = path): { tensors: Map<string, Tensor>; metadata: Record<string, string>; sha256: string } {
+  const header = readSafetensorsHeader(path, fileName);
+  const open = () => {
+    try {
+      return openSync(path, 'r');
+    } catch (e) {
+      throw new OnnxError(`cannot read safetensors file '${fileName}': ${describeFsError(e)}`);
+    }
+  };
+  const hash = createHash('sha256');
+  const fd = open();
+  try {
+    const chunk = new Uint8Array(16 * 2 ** 20);
+    for (let at = 0; at < header.fileSize; at += chunk.length) {
+      const n = Math.min(chunk.length, header.fileSize - at);
+      hash.update(readExactly(fd, at, n, fileName, chunk.subarray(0, n)));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const withFile = <T>(use: (fd: number) => T): T => {
+    const f = open();
+    try {
+      const size = fstatSync(f).size;
+      if (size !== header.fileSize) throw new OnnxError(`'${fileName}' changed since it was opened (${size} bytes, was ${header.fileSize}); run again`);
+      return use(f);
+    } finally {
+      closeSync(f);
+    }
+  };
+  const readRaw = (dtype: DType, shape: number[], begin: number, end: number): TensorData => {
+    const data = allocData(dtype, tensorSize(shape)) as Exclude<TensorData, string[]>;
+    withFile((f) => readExactly(f, header.dataStart + begin, end - begin, fileName, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
+    return data;
+  };
+  const tensors = new Map<string, Tensor>();
+  for (const e of header.entries) {
+    const what = `tensor '${e.name}' in '${fileName}'`;
+    if (AS_FLOAT32.has(e.dtype) && e.end > e.begin) {
+      tensors.set(
+        e.name,
+        lazyTensor('float32', e.shape, () => toFloat32(e.dtype, readRaw(e.dtype, e.shape, e.begin, e.end)), what, (write) =>
+          withFile((f) => streamAsFloat32(f, header.dataStart + e.begin, e.end - e.begin, e.dtype, fileName, write)),
+        ),
+      );
+    } else {
+      tensors.set(e.name, { dtype: e.dtype, dims: [...e.shape], data: e.end > e.begin ? readRaw(e.dtype, e.shape, e.begin, e.end) : allocData(e.dtype, tensorSize(e.shape)) });
+    }
+  }
+  return { tensors, metadata: header.metadata, sha256: hash.digest('hex') };
 }

@@ -11,7 +11,7 @@ import { closeSync, existsSync, fstatSync, lstatSync, openSync, readdirSync, rea
 import { isAbsolute, join, posix, relative, resolve, sep, win32 } from 'node:path';
 import { z } from 'zod';
 import { type DType, type Tensor, OnnxError, allocData, float16BitsToFloat32, isFloat, tensorSize } from '../../onnx/ir.js';
-import { type SafetensorsHeader, describeFsError, readExactly, readSafetensorsHeader } from '../../onnx/safetensors.js';
+import { type SafetensorsHeader, describeFsError, readExactly, readSafetensorsHeader, streamAsFloat32 } from '../../onnx/safetensors.js';
 import {
   type GenerationConfig,
   type PreprocessorConfig,
@@ -65,6 +65,8 @@ export interface HfWeights {
   read(name: string): Tensor;
   /** The tensor converted to float32 (from F16, BF16 or F64); integer tensors are an error. */
   readFloat32(name: string): Tensor;
+  /** readFloat32's bytes, written in pieces from positioned reads (never the whole tensor in memory). */
+  streamFloat32(name: string, write: (bytes: Uint8Array) => void): void;
 }
 
 export interface HfModelFolder {
@@ -500,6 +502,29 @@ function makeWeights(
     return entry;
   };
 
+  const withShard = <T>(entry: HfTensorEntry, use: (fd: number) => T): T => {
+    const source = realPaths.get(entry.file);
+    if (!source) throw new ModelFolderError(`${entry.file}: not part of these weights`);
+    const fd = openFile(source.path, entry.file);
+    try {
+      // The header was validated against this size; a different size means the offsets no longer hold.
+      const size = fstatSync(fd).size;
+      if (size !== source.size) {
+        throw new ModelFolderError(`${entry.file}: changed since it was opened (${size} bytes, was ${source.size}); open the folder again`);
+      }
+      return use(fd);
+    } finally {
+      closeSync(fd);
+    }
+  };
+
+  const streamFloat32 = (name: string, write: (bytes: Uint8Array) => void): void =>
+    guarded(undefined, () => {
+      const entry = entryFor(name);
+      if (!isFloat(entry.dtype)) throw new ModelFolderError(`tensor '${name}' in '${entry.file}' is ${entry.dtype}, not a float tensor`);
+      if (entry.end > entry.begin) withShard(entry, (fd) => streamAsFloat32(fd, entry.begin, entry.end - entry.begin, entry.dtype, entry.file, write));
+    });
+
   const read = (name: string): Tensor =>
     guarded(undefined, () => {
       const entry = entryFor(name);
@@ -542,6 +567,7 @@ function makeWeights(
     has: (name) => tensors.has(name),
     read,
     readFloat32,
+    streamFloat32,
   };
 }
 

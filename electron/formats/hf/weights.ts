@@ -59,19 +59,25 @@ export function loadHfNodeWeights(dir: string, ref: HfWeightsRef, params: Record
       continue;
     }
     let first = true;
+    const counted = () => {
+      if (!first) return;
+      first = false;
+      read += stored(w.from);
+      onProgress?.(read, total);
+    };
     const what = `'${dir}': weight '${name}' (${w.from.join(', ')})`;
+    const stream = w.stream?.bind(w);
     out.set(
       name,
       lazyTensor('float32', w.dims, () => {
         const t = w.read();
         if (t.dtype !== 'float32') throw new ModelFolderError(`${what}: read as ${t.dtype}, not float32`);
-        if (first) {
-          first = false;
-          read += stored(w.from);
-          onProgress?.(read, total);
-        }
+        counted();
         return t.data;
-      }, what),
+      }, what, stream && ((write) => {
+        stream(write);
+        counted();
+      })),
     );
   }
   return out;

@@ -202,7 +202,12 @@ export function renamedWeights(
         `${what}: tensor '${mapped}' in '${entry.file}' has shape [${entry.shape.join(',')}], but config.json implies [${want.join(',')}] (weight '${ours}')`,
       );
     }
-    out.set(ours, { from: [mapped], read: () => ({ ...folder.weights.readFloat32(mapped), dims: [...want] }), dims: [...want] });
+    out.set(ours, {
+      from: [mapped],
+      read: () => ({ ...folder.weights.readFloat32(mapped), dims: [...want] }),
+      dims: [...want],
+      stream: (write) => folder.weights.streamFloat32(mapped, write),
+    });
   }
   return out;
 }

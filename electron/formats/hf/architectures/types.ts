@@ -14,6 +14,8 @@ export interface MappedWeight {
   read(): Tensor;
   /** The float32 result's shape when known without reading (the node's own weight shape): the engine then reads it lazily. */
   dims?: number[];
+  /** read()'s float32 bytes in pieces, for a weight that is one folder tensor as stored (a session streams it). */
+  stream?(write: (bytes: Uint8Array) => void): void;
 }
 
 /** A node's weights out of a folder: our initializer name → where it comes from. */
