@@ -27,6 +27,8 @@ export interface DecoderGraphOptions {
     featuresPort: string;
   };
   embedPath?: string;
+  /** The folder's chat template and its bos/eos token strings (text decoders). */
+  chat?: { template: string; bos: string; eos: string };
 }
 
 export interface FolderGraph {
@@ -45,6 +47,20 @@ export function folderGraph(o: DecoderGraphOptions): FolderGraph {
 
   nodes.push({ id: 'prompt', type: 'io.text', params: { text: '' }, position: at() });
   let textSource = 'prompt';
+  let addSpecialTokens = true;
+  if (o.chat && !o.vlm) {
+    // The folder's chat template (tokenizer_config.json chat_template), tokenized without extra special tokens as
+    // apply_chat_template does — the same text nodes a Hugging Face import makes.
+    nodes.push({
+      id: 'chat',
+      type: 'prompt.chat',
+      params: { style: 'custom', template: o.chat.template, system: '', image_placeholder: '<image>', image_position: 'none', bos_token: o.chat.bos, eos_token: o.chat.eos },
+      position: at(),
+    });
+    link('prompt', 'text', 'chat', 'text');
+    textSource = 'chat';
+    addSpecialTokens = false;
+  }
   if (o.vlm) {
     nodes.push({
       id: 'template',
@@ -55,7 +71,7 @@ export function folderGraph(o: DecoderGraphOptions): FolderGraph {
     link('prompt', 'text', 'template', 'text');
     textSource = 'template';
   }
-  nodes.push({ id: 'tokenize', type: 'text.tokenize', params: { tokenizer: o.tokenizerPath, add_special_tokens: true, max_length: o.maxLength }, position: at() });
+  nodes.push({ id: 'tokenize', type: 'text.tokenize', params: { tokenizer: o.tokenizerPath, add_special_tokens: addSpecialTokens, max_length: o.maxLength }, position: at() });
   link(textSource, 'text', 'tokenize', 'text');
 
   let embedsFrom: { node: string; port: string } | undefined;

@@ -4,6 +4,7 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { Executor } from '../../engine/executor.js';
+import { importHfFolder } from '../hf/import.js';
 import { folderOf, generateTokens, importFolder, reference, userPrompt, withGeneration } from './test-support.js';
 
 const executor = new Executor();
@@ -85,6 +86,29 @@ describe('ONNX folders: import and generate', () => {
     expect(a.tokens).not.toEqual(ref);
     const other = await generateTokens(executor, withGeneration(hot, { sample_seed: 8 }), 'llama');
     expect(other.tokens).not.toEqual(a.tokens);
+  }, 60_000);
+
+  it("a folder's chat template becomes a prompt.chat node (no extra special tokens), as apply_chat_template", async () => {
+    const { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = join(mkdtempSync(join(tmpdir(), 'onnx-folder-chat-')), 'llama');
+    try {
+      cpSync(folderOf('llama'), dir, { recursive: true });
+      const tc = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+      tc.chat_template = "{% for m in messages %}{{ bos_token }}{{ m['content'] }}{% endfor %}";
+      writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tc));
+      const { doc, notes } = importHfFolder(dir);
+      expect(doc.nodes.map((n) => n.id)).toEqual(['prompt', 'chat', 'tokenize', 'llm', 'answer']);
+      expect(doc.nodes.find((n) => n.id === 'tokenize')!.params).toMatchObject({ add_special_tokens: false });
+      expect(notes.join('\n')).toMatch(/chat template/);
+      // "<s>" + the prompt, tokenized without special tokens: the reference's ids, so its tokens.
+      const ours = await generateTokens(executor, doc, 'llama');
+      expect(ours.inputIds).toEqual(reference('llama').input_ids);
+      expect(ours.tokens).toEqual(reference('llama').greedy_tokens);
+    } finally {
+      rmSync(join(dir, '..'), { recursive: true, force: true });
+    }
   }, 60_000);
 
   it('generation defaults come from generation_config.json and config.json', () => {

@@ -31,6 +31,13 @@ function generationDefaults(gen: ReturnType<typeof readOnnxConfigs>['generation'
   });
 }
 
+/** A special token of tokenizer_config.json as text (a string, or an AddedToken object's content). */
+function specialText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  return '';
+}
+
 export function importOnnxFolder(dir: string, opts: OnnxImportOptions = {}): ImportResult {
   const abs = resolve(dir);
   const layout = readLayout(abs);
@@ -122,6 +129,8 @@ export function importOnnxFolder(dir: string, opts: OnnxImportOptions = {}): Imp
     };
     notes.push(`the prompt is "${imageToken}\\n{input}"; ${imageToken} (id ${imageTokenId}) expands to the ${n} image features of ${files.vision_encoder}, scattered into embed_tokens' output`);
   }
+  const chatSource = configs.tokenizerConfig?.chat_template;
+  const chat = typeof chatSource === 'string' && chatSource.trim() ? chatSource : undefined;
   const g = folderGraph({
     decoderPath: onnxRef(decoderFile),
     tokenizerPath: ref(configs.tokenizerJson),
@@ -131,7 +140,9 @@ export function importOnnxFolder(dir: string, opts: OnnxImportOptions = {}): Imp
     title: `${configs.config.architectures?.[0] ?? configs.config.model_type} — ONNX folder ${name} (${precision})`,
     vlm,
     embedPath: roles.includes('embed_tokens') ? onnxRef(join(abs, files.embed_tokens)) : undefined,
+    chat: chat ? { template: chat, bos: specialText(configs.tokenizerConfig?.bos_token), eos: specialText(configs.tokenizerConfig?.eos_token) } : undefined,
   });
+  if (chat && !isVlm) notes.push("the prompt goes through the folder's chat template (tokenizer_config.json chat_template), tokenized without extra special tokens as apply_chat_template does");
   const raw = {
     format: 'composer.graph',
     version: 1,

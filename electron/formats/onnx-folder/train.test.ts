@@ -25,8 +25,11 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 /** Prompt feeds of a decoder file: ids, a full mask, positions 0..T-1 and an empty past (what training feeds). */
 function promptFeeds(model: Model, ids: number[]): Record<string, Tensor> {
   const T = ids.length;
+  const embeds = model.graph.inputs.find((v) => v.name === 'inputs_embeds');
   const feeds: Record<string, Tensor> = {
-    input_ids: { dtype: 'int64', dims: [1, T], data: BigInt64Array.from(ids, BigInt) },
+    ...(embeds
+      ? { inputs_embeds: randomFloats([1, T, embeds.shape![2] as number], 11) }
+      : { input_ids: { dtype: 'int64', dims: [1, T], data: BigInt64Array.from(ids, BigInt) } }),
     attention_mask: { dtype: 'int64', dims: [1, T], data: new BigInt64Array(T).fill(1n) },
     position_ids: { dtype: 'int64', dims: [1, T], data: BigInt64Array.from({ length: T }, (_, i) => BigInt(i)) },
   };
@@ -87,6 +90,11 @@ describe('gradients through imported ONNX-folder decoders', () => {
 
   it('prefix tuning on a model.onnx with past ports: gradients equal finite differences', async () => {
     const { compared } = await gradcheck('llama/onnx/model.onnx', { id: 'prefix', method: 'prefix', config: { num_virtual_tokens: 3 } }, 2);
+    expect(compared).toBeGreaterThanOrEqual(6);
+  }, 60_000);
+
+  it("prompt tuning on the VLM's merged decoder (inputs_embeds read inside both branches): gradients equal finite differences", async () => {
+    const { compared } = await gradcheck('vlm/onnx/decoder_model_merged.onnx', { id: 'prompt', method: 'prompt', config: { num_virtual_tokens: 3 } }, 1);
     expect(compared).toBeGreaterThanOrEqual(6);
   }, 60_000);
 

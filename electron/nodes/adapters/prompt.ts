@@ -157,7 +157,15 @@ function ownership(nodes: OnnxFragment['graph']['nodes'], value: string): Set<st
 }
 
 function rewireAllBut(nodes: OnnxFragment['graph']['nodes'], from: string, to: string, keep: Set<string>): void {
-  for (const node of nodes) if (!keep.has(node.name)) node.inputs = node.inputs.map((i) => (i === from ? to : i));
+  for (const node of nodes) {
+    if (keep.has(node.name)) continue;
+    node.inputs = node.inputs.map((i) => (i === from ? to : i));
+    // A merged decoder's If branches read the inputs from the outer scope: rewire their reads too.
+    for (const a of Object.values(node.attrs)) {
+      if (a.type === 'graph') rewireAllBut(a.value.nodes, from, to, keep);
+      if (a.type === 'graphs') for (const g of a.value) rewireAllBut(g.nodes, from, to, keep);
+    }
+  }
 }
 
 function findEmbeddingMatrix(fragment: OnnxFragment, cfg: PromptConfig, options: ApplyOptions, what: string): Tensor {
