@@ -25,7 +25,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { z } from 'zod';
-import { parameterCounts, runInputsFor, variantDocument } from '../electron/engine/compare.js';
+import { parameterCounts, variantDocument } from '../electron/engine/compare.js';
+import { mapRunInputs } from '../electron/engine/run-io.js';
 import { type GraphDocument, parseGraphDocument } from '../electron/engine/document.js';
 import { Executor, type RunInput, type RunResult } from '../electron/engine/executor.js';
 import { fusedVisionModel } from '../electron/export/onnx.js';
@@ -102,10 +103,11 @@ async function timed(run: () => Promise<RunResult>): Promise<{ res: RunResult; m
 
 async function benchTemplate(file: string, image: string, reps: number): Promise<Row> {
   const doc = parseGraphDocument(readFileSync(join(GRAPHS, file), 'utf8'), file);
-  const inputs: Record<string, RunInput> = runInputsFor(doc, {
-    image: { name: 'bench.png', path: image },
-    prompt: doc.nodes.some((n) => n.type === 'io.text') ? 'what is in the image?' : undefined,
-  });
+  const inputs: Record<string, RunInput> = mapRunInputs(
+    doc,
+    { image: { name: 'bench.png', path: image }, prompt: doc.nodes.some((n) => n.type === 'io.text') ? 'what is in the image?' : undefined },
+    { imageOptional: true },
+  );
   const row: Row = { template: file.replace(/\.graph\.json$/, ''), fullColdMs: 0, fullWarmMs: 0, visionPath: [], notes: [] };
 
   // Full run on a fresh executor (build + compute), then warm runs with an empty output cache.

@@ -2,7 +2,8 @@
 
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { type CompareProgress, type VariantResult, compareVariants, runInputsFor } from '../engine/compare.js';
+import { type CompareProgress, type VariantResult, compareVariants } from '../engine/compare.js';
+import { mapRunInputs } from '../engine/run-io.js';
 import { UsageError, parseArgs, validateFlags, takeRepeated } from './args.js';
 import { loadGraph } from './graph-file.js';
 import { compareOnDatasetCommand, datasetCompareFlags } from './compare-dataset.js';
@@ -63,13 +64,12 @@ export async function compareCommand(argv: string[], out: (line: string) => void
   }
   const datasetOnly = (['train-steps', 'recipe', 'reinit', 'task', 'limit', 'split'] as const).find((k) => flags[k] !== undefined);
   if (datasetOnly) throw new UsageError(`--${datasetOnly} compares on a dataset: give --dataset shapes or a dataset file`);
-  const inputs = runInputsFor(doc, { prompt: opts.prompt, promptNode: opts['prompt-node'] });
+  const inputs = mapRunInputs(doc, { prompt: opts.prompt, promptNode: opts['prompt-node'] });
   const events: string[] = [];
   const onEvent = (e: CompareProgress) => {
-    if (!opts.json || e.type !== 'node') return;
-    const base = { variant: e.variant, ...(e.image !== undefined ? { image: e.image } : {}), node: e.event.node };
-    if (e.event.type === 'cached') events.push(JSON.stringify({ type: 'cached', ...base }));
-    if (e.event.type === 'computed') events.push(JSON.stringify({ type: 'computed', ...base, ms: round(e.event.ms) }));
+    // The node events of engine/messages.ts (as `vlmc run --json` prints them), with the variant and image they ran for.
+    if (!opts.json || e.type !== 'node' || (e.event.type !== 'cached' && e.event.type !== 'computed')) return;
+    events.push(JSON.stringify({ ...e.event, variant: e.variant, ...(e.image !== undefined ? { image: e.image } : {}) }));
   };
   const res = await compareVariants(doc, {
     baseDir,

@@ -5,8 +5,9 @@
 // --prompt goes to the first io.text node in document order (the templates name it 'prompt'). --node-input gives
 // one node its own run input: a file path for io.image / io.video / io.audio, the text for io.text (@FILE reads
 // the text from a file). Outputs: the text reaching each io.text_output node, and a PNG per io.image_output node
-// written to --out (default: the current folder). With --json, one JSON object per line: the executor's node
-// events, then one {"type":"result"} line (with each decoder's generated token ids).
+// written to --out (default: the current folder); engine/run-io.ts holds both rules. With --json, one JSON object per
+// line: the node events (engine/messages.ts, the words of the app's run.event), then one {"type":"result"} line (with
+// each decoder's generated token ids).
 // --feed ID=FILE.safetensors gives a node's outputs (tensors named after its ports) instead of running it;
 // --save-outputs DIR writes every node's output tensors as DIR/<node>.safetensors: together they compare Composer with
 // another implementation on the very same inputs.
@@ -16,16 +17,14 @@ import { isGeneratingDecoder } from '../nodes/imported.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../onnx/atomic.js';
 import { readSafetensors, writeSafetensors } from '../onnx/safetensors.js';
 import type { Tensor } from '../onnx/ir.js';
 import type { GraphDocument } from '../engine/document.js';
 import { Executor, RunCancelled, RunError, type RunEvent, type RunInput, type RunResult, type Value } from '../engine/executor.js';
-import { imagesToPng } from '../engine/host-steps/io.js';
-import { mapRunInputs } from '../engine/run.js';
+import { nodeEvent } from '../engine/messages.js';
+import { collectOutputs, mapRunInputs, writePngs } from '../engine/run-io.js';
 import { executionProviderPolicy } from '../engine/providers.js';
 import { validateDocument } from '../engine/validate.js';
-import { imageOutputParams } from '../nodes/io.js';
 import { UsageError, parseArgs, takeRepeated, validateFlags } from './args.js';
 import { loadGraph, reportDiagnostics } from './graph-file.js';
 
@@ -147,43 +146,11 @@ interface OutputValue {
   paths?: string[];
 }
 
-function valueInto(doc: GraphDocument, result: RunResult, nodeId: string, port: string): Value | undefined {
-  const edge = doc.edges.find((e) => e.to.node === nodeId && e.to.port === port);
-  return edge ? result.outputs[edge.from.node]?.[edge.from.port] : undefined;
-}
-
-/** What reaches the output nodes: text, and images written as PNG files into `outDir`. */
-async function collectOutputs(doc: GraphDocument, result: RunResult, outDir: string): Promise<OutputValue[]> {
-  const ran = new Set([...result.computed, ...result.cached]);
-  const found: OutputValue[] = [];
-  for (const node of doc.nodes) {
-    if (!ran.has(node.id)) continue;
-    if (node.type === 'io.text_output') {
-      const v = valueInto(doc, result, node.id, 'text');
-      if (typeof v === 'string') found.push({ node: node.id, text: v });
-    } else if (node.type === 'io.image_output') {
-      const v = valueInto(doc, result, node.id, 'image');
-      if (v === undefined || typeof v === 'string') continue;
-      const { range } = imageOutputParams.parse(node.params);
-      const pngs = await imagesToPng(v as Tensor, range, `node '${node.id}' input 'image'`);
-      mkdirSync(outDir, { recursive: true });
-      const paths = pngs.map((png, i) => {
-        const path = resolve(outDir, i === 0 ? `${node.id}.png` : `${node.id}-${i}.png`);
-        writeFileAtomic(path, png);
-        return path;
-      });
-      found.push({ node: node.id, paths });
-    }
-  }
-  if (found.length === 0) {
-    // No output node: the text of the sinks (e.g. a decoder that is the last node).
-    const fed = new Set(doc.edges.map((e) => e.from.node));
-    for (const id of ran) {
-      if (fed.has(id)) continue;
-      for (const v of Object.values(result.outputs[id] ?? {})) if (typeof v === 'string') found.push({ node: id, text: v });
-    }
-  }
-  return found;
+/** What reaches the output nodes (engine/run-io.ts): text, and images written as PNG files into `outDir`. */
+async function writeOutputs(doc: GraphDocument, result: RunResult, outDir: string): Promise<OutputValue[]> {
+  return (await collectOutputs(doc, result)).map(({ node, text, pngs }) =>
+    pngs ? { node, paths: writePngs(pngs, (i) => resolve(outDir, i === 0 ? `${node}.png` : `${node}-${i}.png`)) } : { node, text },
+  );
 }
 
 export async function runCommand(argv: string[], out: (line: string) => void): Promise<number> {
@@ -219,12 +186,13 @@ export async function runCommand(argv: string[], out: (line: string) => void): P
   process.once('SIGINT', onSigint);
   const timer = new GenerationTimer();
   const onEvent = (e: RunEvent) => {
-    timer.onEvent(e);
-    if (opts.json) out(JSON.stringify(e));
+    const event = nodeEvent(e);
+    timer.onEvent(event);
+    if (opts.json) out(JSON.stringify(event));
   };
   try {
     const result = await executor.run(doc, { baseDir, inputs, feeds, signal: controller.signal, onEvent });
-    const outputs = await collectOutputs(doc, result, resolve(opts.out ?? '.'));
+    const outputs = await writeOutputs(doc, result, resolve(opts.out ?? '.'));
     const saved = opts['save-outputs'] ? saveOutputs(result, resolve(opts['save-outputs'])) : [];
     if (saved.length && !opts.json) console.error(`vlmc run: wrote ${saved.length} output file(s) to ${resolve(opts['save-outputs'] ?? '.')}`);
     if (opts.json) {

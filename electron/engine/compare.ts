@@ -3,18 +3,17 @@
 // from the content-addressed cache. Per variant: the answer, the latency of the nodes that ran for it, and the
 // parameter counts of its built fragments.
 
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { writeFileAtomic } from '../onnx/atomic.js';
 import { tensorSize } from '../onnx/ir.js';
 import { paramShape, portsOf } from '../nodes/catalog.js';
 import type { NodeTypeDef, PortSpec } from '../nodes/types.js';
 import { type DocEdge, type DocNode, type GraphDocument, graphDocumentFromJson } from './document.js';
-import type { CompareEvent } from './messages.js';
-import { Executor, RunCancelled, RunError, type RunEvent, type RunInput, RunPlan, type Value } from './executor.js';
-import { imagesToPng } from './host-steps/io.js';
+import { type CompareEvent, describeNodeEvent, type NodeEvent, nodeEvent } from './messages.js';
+import { Executor, RunCancelled, RunError, type RunInput, RunPlan } from './executor.js';
 import { hashKey } from './keys.js';
+import { collectOutputs, mapRunInputs, type RunImageInput, type RunJobInputs, writePngs } from './run-io.js';
 import { type NodeShapes, lastDim, resolveShapes } from './widths.js';
 
 export class CompareError extends Error {
@@ -24,13 +23,6 @@ export class CompareError extends Error {
 /** A candidate for the compared node: a type id or alias (default params), or a type with params. */
 export type Candidate = string | { type: string; params?: Record<string, unknown> };
 
-/** An image to run every variant on: a file, or bytes that came over the contract. */
-export interface CompareImage {
-  name: string;
-  path?: string;
-  bytes?: Uint8Array;
-}
-
 export interface CompareOptions {
   /** Folder relative paths in the document resolve against. */
   baseDir: string;
@@ -38,10 +30,10 @@ export interface CompareOptions {
   node: string;
   /** Candidate types, in order (variant 1, 2, …); variant 0 is the graph as it is. */
   with: Candidate[];
-  /** Run-time data by node id (as Executor.run). Images in `images` override the io.image inputs. */
+  /** Run-time data by node id (as Executor.run; engine/run-io.ts mapRunInputs). Images in `images` override the io.image inputs. */
   inputs?: Record<string, RunInput>;
-  /** An image set: every variant runs on each image, which goes to every io.image node. */
-  images?: Array<string | CompareImage>;
+  /** An image set (files, or bytes that came over the contract): every variant runs on each image, which goes to every io.image node. */
+  images?: Array<string | RunImageInput>;
   /** Where generated images are written (default: a folder under the OS temp dir). */
   outDir?: string;
   signal?: AbortSignal;
@@ -52,7 +44,7 @@ export interface CompareOptions {
 
 export type CompareProgress =
   | { type: 'variant-start'; variant: number; nodeType: string; image?: string }
-  | { type: 'node'; variant: number; image?: string; event: RunEvent }
+  | { type: 'node'; variant: number; image?: string; event: NodeEvent }
   | { type: 'variant'; result: VariantResult };
 
 export interface VariantOutput {
@@ -253,66 +245,8 @@ export async function parameterCounts(executor: Executor, doc: GraphDocument, ba
 // ---------------------------------------------------------------------------------------------------------------
 // Running
 
-/** Run-time inputs for a WorkerRunInputs-style request: the image to every io.image, the prompt to one io.text. */
-export function runInputsFor(
-  doc: GraphDocument,
-  given: { image?: CompareImage; prompt?: string; promptNode?: string },
-): Record<string, RunInput> {
-  const out: Record<string, RunInput> = {};
-  if (given.image) {
-    for (const n of doc.nodes) if (n.type === 'io.image') out[n.id] = imageInput(given.image);
-  }
-  if (given.prompt !== undefined) {
-    const target = given.promptNode ?? doc.nodes.find((n) => n.type === 'io.text')?.id;
-    if (!target) throw new CompareError('a prompt was given but the graph has no io.text node to put it in');
-    const node = doc.nodes.find((n) => n.id === target);
-    if (!node) throw new CompareError(`there is no prompt node '${target}' in the graph`);
-    out[target] = { text: given.prompt };
-  }
-  return out;
-}
-
-function imageInput(image: CompareImage): RunInput {
-  return image.bytes ? { bytes: image.bytes } : { path: image.path };
-}
-
-function asImage(i: string | CompareImage): CompareImage {
+function asImage(i: string | RunImageInput): RunImageInput {
   return typeof i === 'string' ? { name: basename(i), path: i } : i;
-}
-
-/** What the graph produces: the values flowing into its output nodes (text and images). */
-async function collectOutputs(
-  doc: GraphDocument,
-  executor: Executor,
-  outputs: Record<string, Record<string, Value>>,
-  imageFile: (node: string, index: number) => string,
-): Promise<VariantOutput[]> {
-  const found: VariantOutput[] = [];
-  const outputNodes = doc.nodes.filter((n) => executor.catalog.lookup(n.type)?.info.family === 'io' && n.type.endsWith('_output'));
-  for (const n of outputNodes) {
-    for (const e of doc.edges.filter((x) => x.to.node === n.id)) {
-      const v = outputs[e.from.node]?.[e.from.port];
-      if (typeof v === 'string') found.push({ node: n.id, text: v });
-      else if (v && e.to.port === 'image') {
-        const range = (n.params as { range?: '-1..1' | '0..1' }).range ?? '-1..1';
-        const pngs = await imagesToPng(v, range, `node '${n.id}' input 'image'`);
-        pngs.forEach((png, i) => {
-          const path = imageFile(n.id, i);
-          writeFileAtomic(path, png);
-          found.push({ node: n.id, imagePath: path });
-        });
-      }
-    }
-  }
-  if (found.length === 0) {
-    // No output node: any text a sink produced (e.g. a decoder that is the last node).
-    const consumers = new Set(doc.edges.map((e) => e.from.node));
-    for (const n of doc.nodes) {
-      if (consumers.has(n.id)) continue;
-      for (const v of Object.values(outputs[n.id] ?? {})) if (typeof v === 'string') found.push({ node: n.id, text: v });
-    }
-  }
-  return found;
 }
 
 function describeOutput(outputs: VariantOutput[]): string {
@@ -333,7 +267,7 @@ export async function compareVariants(doc: GraphDocument, opts: CompareOptions):
     ];
     if (!variants[0].nodeType) throw new CompareError(`there is no node '${opts.node}' in the graph`);
     const images = (opts.images ?? []).map(asImage);
-    const runs: Array<CompareImage | undefined> = images.length ? images : [undefined];
+    const runs: Array<RunImageInput | undefined> = images.length ? images : [undefined];
     const outDir = opts.outDir ?? join(tmpdir(), 'composer-compare', hashKey({ doc: doc.name, at: Date.now(), pid: process.pid }));
     const counts = new Map<number, ParamCounts>();
     const results: VariantResult[] = [];
@@ -343,8 +277,7 @@ export async function compareVariants(doc: GraphDocument, opts: CompareOptions):
         if (opts.signal?.aborted) throw new RunCancelled('compare cancelled');
         const imageName = image?.name;
         opts.onEvent?.({ type: 'variant-start', variant: v, nodeType: variant.nodeType, image: imageName });
-        const inputs: Record<string, RunInput> = { ...(opts.inputs ?? {}) };
-        if (image) for (const n of variant.doc.nodes) if (n.type === 'io.image') inputs[n.id] = imageInput(image);
+        const inputs: Record<string, RunInput> = { ...(opts.inputs ?? {}), ...(image ? mapRunInputs(variant.doc, { image }, { imageOptional: true }) : {}) };
         // Building fragments and sessions first keeps model construction out of the measured latency.
         let pc = counts.get(v);
         if (!pc) counts.set(v, (pc = await parameterCounts(executor, variant.doc, opts.baseDir)));
@@ -355,7 +288,7 @@ export async function compareVariants(doc: GraphDocument, opts: CompareOptions):
             baseDir: opts.baseDir,
             inputs,
             signal: opts.signal,
-            onEvent: (event) => opts.onEvent?.({ type: 'node', variant: v, image: imageName, event }),
+            onEvent: (event) => opts.onEvent?.({ type: 'node', variant: v, image: imageName, event: nodeEvent(event) }),
           });
         } catch (e) {
           if (e instanceof RunError && v > 0) {
@@ -365,10 +298,11 @@ export async function compareVariants(doc: GraphDocument, opts: CompareOptions):
         }
         const wallMs = performance.now() - t0;
         for (const id of res.computed) computeCounts[id] = (computeCounts[id] ?? 0) + 1;
-        const outputs = await collectOutputs(variant.doc, executor, res.outputs, (node, i) => {
-          mkdirSync(outDir, { recursive: true });
-          return join(outDir, `variant${v}${image ? `-image${imageIndex}` : ''}-${node}${i ? `-${i}` : ''}.png`);
-        });
+        const outputs = (await collectOutputs(variant.doc, res)).flatMap(({ node, text, pngs }): VariantOutput[] =>
+          pngs
+            ? writePngs(pngs, (i) => join(outDir, `variant${v}${image ? `-image${imageIndex}` : ''}-${node}${i ? `-${i}` : ''}.png`)).map((imagePath) => ({ node, imagePath }))
+            : [{ node, text }],
+        );
         const result: VariantResult = {
           variant: v,
           nodeType: variant.nodeType,
@@ -421,8 +355,8 @@ export interface CompareJobArgs {
   document: unknown;
   nodeId: string;
   candidates: Array<{ type: string; params?: Record<string, unknown> }>;
-  inputs?: { image?: CompareImage; prompt?: string; promptNode?: string };
-  images?: CompareImage[];
+  inputs?: RunJobInputs;
+  images?: RunImageInput[];
   baseDir: string;
   /** Compare on a dataset (the contract's compareDatasetSchema): electron/engine/eval/compare-job.ts runs it. */
   dataset?: CompareDatasetArgs;
@@ -468,13 +402,13 @@ export async function compareGraph(args: CompareJobArgs, emit: (e: CompareJobEve
       baseDir: args.baseDir,
       node: args.nodeId,
       with: args.candidates,
-      inputs: runInputsFor(doc, { image: args.inputs?.image, prompt: args.inputs?.prompt, promptNode: args.inputs?.promptNode }),
+      // The app sends its run image to every graph, one without an Image node included.
+      inputs: mapRunInputs(doc, args.inputs, { imageOptional: true }),
       images: args.images,
       signal: controller.signal,
       onEvent: (e) => {
         if (e.type === 'node' && (e.event.type === 'cached' || e.event.type === 'computed')) {
-          const how = e.event.type === 'cached' ? 'cached' : `computed in ${e.event.ms.toFixed(1)} ms`;
-          emit({ ...base, type: 'progress', variant: e.variant, done, total, message: `node '${e.event.node}' ${how}` });
+          emit({ ...base, type: 'progress', variant: e.variant, done, total, message: describeNodeEvent(e.event) });
         } else if (e.type === 'variant') {
           const r = e.result;
           done++;

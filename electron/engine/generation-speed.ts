@@ -1,8 +1,9 @@
-// Generation speed from the executor's events (`vlmc run --json`): every generated token is a `progress` event with
-// detail 'token'. The rate counts the tokens after the first over the time after the first, so neither the
-// session build nor the prompt's forward pass (prefill) is in it: steady KV-cache decoding, as a user waits for it.
+// Generation speed from the node events (engine/messages.ts; `vlmc run --json`): every generated token is a
+// `progress` event with message 'token'. The rate counts the tokens after the first over the time after the first,
+// so neither the session build nor the prompt's forward pass (prefill) is in it: steady KV-cache decoding, as a user
+// waits for it.
 
-import type { RunEvent } from './executor.js';
+import { type NodeEvent, TOKEN_PROGRESS } from './messages.js';
 
 export interface GenerationSpeed {
   /** Tokens generated (token events seen). */
@@ -21,9 +22,9 @@ export class GenerationTimer {
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
-  readonly onEvent = (e: RunEvent): void => {
+  readonly onEvent = (e: NodeEvent): void => {
     if (e.type === 'started') this.started.set(e.node, this.now());
-    else if (e.type === 'progress' && e.detail === 'token') {
+    else if (e.type === 'progress' && e.message === TOKEN_PROGRESS) {
       let list = this.tokens.get(e.node);
       if (!list) this.tokens.set(e.node, (list = []));
       list.push(this.now());

@@ -1,9 +1,10 @@
 // The engine's side of the contract, written once: the training config the host sends and the events the run,
 // compare, train and export jobs report. electron/host/contract.ts imports these schemas (the host validates with them),
 // the engine types its jobs by them, and the renderer sees them as types only. Only zod here: the host's main
-// thread imports this file, so nothing that loads onnxruntime may be imported.
+// thread imports this file, so nothing that loads onnxruntime may be imported (the executor's events: a type).
 
 import { z } from 'zod';
+import type { RunEvent as ExecutorEvent } from './executor.js';
 
 /** A training job's settings (contract `train.start` `config`). */
 export const trainConfigSchema = z.object({
@@ -28,18 +29,61 @@ export type ParsedTrainConfig = z.output<typeof trainConfigSchema>;
 
 const tensorSummary = z.object({ dtype: z.string(), dims: z.array(z.number()), preview: z.string().optional() });
 
-export const runEventSchema = z.object({
-  channel: z.literal('run.event'),
-  id: z.string(),
-  /** `done` closes a run that finished; `error` without `node` closes one that failed; `cancelled` one that stopped. */
-  type: z.enum(['started', 'progress', 'computed', 'cached', 'error', 'result', 'cancelled', 'done']),
-  node: z.string().optional(),
+// ---------------------------------------------------------------------------------------------------------------
+// Node events: the one vocabulary for what the executor reports about a node, used by the app's `run.event`, by
+// compare's progress, and by `vlmc run --json` / `vlmc compare --json`.
+
+const NODE_EVENT_TYPES = ['started', 'progress', 'computed', 'cached', 'error'] as const;
+
+const nodeEventFields = {
+  node: z.string(),
   nodeType: z.string().optional(),
-  /** progress: done/total steps inside a node (generation, diffusion). */
+  /** progress: done/total steps inside a node (generation: one per token, message 'token'; diffusion; weights). */
   done: z.number().optional(),
   total: z.number().optional(),
   ms: z.number().optional(),
   message: z.string().optional(),
+};
+
+export const nodeEventSchema = z.object({ type: z.enum(NODE_EVENT_TYPES), ...nodeEventFields });
+export type NodeEvent = z.infer<typeof nodeEventSchema>;
+
+/** The `message` of a generation step's progress: one event per generated token. */
+export const TOKEN_PROGRESS = 'token';
+
+/** The executor's event (engine/executor.ts) in the node-event vocabulary. */
+export function nodeEvent(e: ExecutorEvent): NodeEvent {
+  switch (e.type) {
+    case 'started': return { type: 'started', node: e.node, nodeType: e.nodeType };
+    case 'progress': return { type: 'progress', node: e.node, done: e.step, total: e.total, message: e.detail };
+    case 'computed': return { type: 'computed', node: e.node, ms: e.ms };
+    case 'cached': return { type: 'cached', node: e.node };
+    case 'error': return { type: 'error', node: e.node, message: e.message };
+  }
+}
+
+/** One line for a node event: `node 'vit' cached`, `node 'llm' computed in 12.3 ms`, `node 'llm' token 3/20`. */
+export function describeNodeEvent(e: NodeEvent): string {
+  switch (e.type) {
+    case 'started': return `node '${e.node}' started${e.nodeType ? ` (${e.nodeType})` : ''}`;
+    case 'progress': return `node '${e.node}' ${e.message ?? 'step'} ${e.done ?? 0}/${e.total ?? '?'}`;
+    case 'computed': return `node '${e.node}' computed in ${(e.ms ?? 0).toFixed(1)} ms`;
+    case 'cached': return `node '${e.node}' cached`;
+    case 'error': return `node '${e.node}' failed: ${e.message ?? 'unknown error'}`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Job events
+
+export const runEventSchema = z.object({
+  channel: z.literal('run.event'),
+  id: z.string(),
+  /** `done` closes a run that finished; `error` without `node` closes one that failed; `cancelled` one that stopped. */
+  type: z.enum([...NODE_EVENT_TYPES, 'result', 'cancelled', 'done']),
+  /** started … error: the node events; `error` and `result` name a node too. */
+  ...nodeEventFields,
+  node: z.string().optional(),
   outputs: z.record(z.string(), tensorSummary).optional(),
   /** result: decoded text or a PNG as a data URL, per output node. */
   text: z.string().optional(),
@@ -49,7 +93,6 @@ export const runEventSchema = z.object({
   cached: z.array(z.string()).optional(),
   totalMs: z.number().optional(),
 });
-
 /** Compare: one `result` per (variant, image); variant 0 is the graph as it is, 1… the candidates in order. */
 export const compareEventSchema = z.object({
   channel: z.literal('compare.event'),

@@ -2,27 +2,14 @@
 // and built sessions persist between runs; run-time inputs mapped onto the graph's input nodes; executor events
 // forwarded as `run.event`; cancellation through an AbortController per run id.
 
-import { imageOutputParams } from '../nodes/io.js';
 import { graphDocumentFromJson, type GraphDocument } from './document.js';
-import type { RunEvent } from './messages.js';
-import { Executor, RunCancelled, RunError, type RunInput, type RunResult, type Value } from './executor.js';
-import { imagesToPng } from './host-steps/io.js';
+import { nodeEvent, type RunEvent } from './messages.js';
+import { Executor, RunCancelled, RunError, type RunInput } from './executor.js';
 import { executionProviderPolicy } from './providers.js';
+import { collectOutputs, mapRunInputs, pngDataUrl, type RunJobInputs } from './run-io.js';
 
-/** An image given at run time: bytes (uploaded or dropped) or a path the host already checked. */
-export interface RunImageInput {
-  name: string;
-  path?: string;
-  bytes?: Uint8Array;
-}
-
-/** Run-time data of one run (the host resolved every path through its file policy). */
-export interface RunJobInputs {
-  image?: RunImageInput;
-  prompt?: string;
-  /** The io.text node that takes the prompt; default the first io.text node in document order. */
-  promptNode?: string;
-}
+// The input rule, for the callers that know it by this module.
+export { mapRunInputs, type RunImageInput, type RunJobInputs } from './run-io.js';
 
 /** The contract's `run.event` (electron/engine/messages.ts, which the host validates them against). */
 export type RunJobEvent = RunEvent;
@@ -43,10 +30,6 @@ export interface RunJobArgs {
 
 export type Emit = (event: RunJobEvent) => void;
 
-export class RunInputError extends Error {
-  override name = 'RunInputError';
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // The worker's executor
 
@@ -57,91 +40,6 @@ export function sharedExecutor(): Executor {
   // The provider policy of providers.ts: COMPOSER_EP, else the best one that works on this machine (CPU fallback).
   executor ??= new Executor({ executionProviders: executionProviderPolicy() });
   return executor;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Run-time inputs → input nodes
-
-function runInputOf(image: RunImageInput): RunInput {
-  if (image.bytes) return { bytes: image.bytes };
-  if (image.path) return { path: image.path };
-  throw new RunInputError(`the run image '${image.name}' has neither bytes nor a path`);
-}
-
-/**
- * The rule: the image goes to every `io.image` node; the prompt goes to the `io.text` node named by `promptNode`,
- * or else to the first `io.text` node in document order. Data with nowhere to go is an error, not silently dropped.
- */
-export function mapRunInputs(doc: GraphDocument, inputs: RunJobInputs = {}): Record<string, RunInput> {
-  const mapped: Record<string, RunInput> = {};
-  if (inputs.image) {
-    const imageNodes = doc.nodes.filter((n) => n.type === 'io.image');
-    if (imageNodes.length === 0) throw new RunInputError(`an image was given, but the graph has no Image (io.image) node to take it`);
-    const value = runInputOf(inputs.image);
-    for (const n of imageNodes) mapped[n.id] = value;
-  }
-  if (inputs.prompt !== undefined) {
-    let target: string;
-    if (inputs.promptNode) {
-      const named = doc.nodes.find((n) => n.id === inputs.promptNode);
-      if (!named) throw new RunInputError(`the prompt is addressed to node '${inputs.promptNode}', which is not in the graph`);
-      if (named.type !== 'io.text') {
-        throw new RunInputError(`the prompt is addressed to node '${named.id}', which is a ${named.type}, not a Text (io.text) node`);
-      }
-      target = named.id;
-    } else {
-      const first = doc.nodes.find((n) => n.type === 'io.text');
-      if (!first) throw new RunInputError(`a prompt was given, but the graph has no Text (io.text) node to take it`);
-      target = first.id;
-    }
-    mapped[target] = { ...mapped[target], text: inputs.prompt };
-  }
-  return mapped;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Results: what reaches the output nodes
-
-export interface RunOutputValue {
-  node: string;
-  text?: string;
-  imageDataUrl?: string;
-}
-
-function valueInto(doc: GraphDocument, result: RunResult, nodeId: string, port: string): Value | undefined {
-  const edge = doc.edges.find((e) => e.to.node === nodeId && e.to.port === port);
-  return edge ? result.outputs[edge.from.node]?.[edge.from.port] : undefined;
-}
-
-/**
- * Text and image results, by output node: what arrives at each Text output / Image output node. A graph without
- * output nodes reports the text ports of the nodes that ran last (its sinks).
- */
-export async function collectResults(doc: GraphDocument, result: RunResult): Promise<RunOutputValue[]> {
-  const ran = new Set([...result.computed, ...result.cached]);
-  const out: RunOutputValue[] = [];
-  for (const node of doc.nodes) {
-    if (!ran.has(node.id)) continue;
-    if (node.type === 'io.text_output') {
-      const v = valueInto(doc, result, node.id, 'text');
-      if (typeof v === 'string') out.push({ node: node.id, text: v });
-    } else if (node.type === 'io.image_output') {
-      const v = valueInto(doc, result, node.id, 'image');
-      if (v && typeof v !== 'string') {
-        const { range } = imageOutputParams.parse(node.params);
-        const [png] = await imagesToPng(v, range, `node '${node.id}' input 'image'`);
-        out.push({ node: node.id, imageDataUrl: `data:image/png;base64,${png.toString('base64')}` });
-      }
-    }
-  }
-  if (out.length === 0) {
-    const fed = new Set(doc.edges.map((e) => e.from.node));
-    for (const id of ran) {
-      if (fed.has(id)) continue;
-      for (const [, v] of Object.entries(result.outputs[id] ?? {})) if (typeof v === 'string') out.push({ node: id, text: v });
-    }
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -197,17 +95,12 @@ async function execute(args: RunJobArgs, signal: AbortSignal, emit: Emit): Promi
       targets: args.outputs && args.outputs.length ? args.outputs : undefined,
       inputs,
       signal,
-      onEvent: (e) => {
-        switch (e.type) {
-          case 'started': return send({ type: 'started', node: e.node, nodeType: e.nodeType });
-          case 'progress': return send({ type: 'progress', node: e.node, done: e.step, total: e.total, message: e.detail });
-          case 'computed': return send({ type: 'computed', node: e.node, ms: e.ms });
-          case 'cached': return send({ type: 'cached', node: e.node });
-          case 'error': return send({ type: 'error', node: e.node, message: e.message });
-        }
-      },
+      onEvent: (e) => send(nodeEvent(e)),
     });
-    for (const r of await collectResults(doc, result)) send({ type: 'result', ...r });
+    // The app shows the first image of a batch.
+    for (const o of await collectOutputs(doc, result)) {
+      send({ type: 'result', node: o.node, ...(o.text !== undefined ? { text: o.text } : {}), ...(o.pngs ? { imageDataUrl: pngDataUrl(o.pngs[0]) } : {}) });
+    }
     send({ type: 'done', computed: result.computed, cached: result.cached, totalMs: result.totalMs });
   } catch (e) {
     if (e instanceof RunCancelled || signal.aborted) return void send({ type: 'cancelled' });

@@ -10,7 +10,7 @@ import { Executor, RunCancelled, type RunInput } from '../executor.js';
 import { encodePng, decodeImage } from '../image.js';
 import { loadSampleImage } from '../datasets/index.js';
 import { imagesToPng } from '../host-steps/io.js';
-import { mapRunInputs } from '../run.js';
+import { mapRunInputs } from '../run-io.js';
 import type { Tensor } from '../../onnx/ir.js';
 import { tensorToNumbers } from '../../onnx/ir.js';
 import { type EvalItem, type EvalSet, type EvalTask, EvalError } from './datasets.js';

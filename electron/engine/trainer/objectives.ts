@@ -11,7 +11,7 @@ import { Rng } from '../rng.js';
 import { SCHEDULER_PRESETS, alphasCumprod, addNoise, betaSchedule, parseSchedulerConfig, velocity } from '../schedulers.js';
 import type { GraphDocument } from '../document.js';
 import type { Executor } from '../executor.js';
-import { mapRunInputs } from '../run.js';
+import { mapRunInputs } from '../run-io.js';
 import { TrainError } from './plan.js';
 
 /** Trainer-fed values of the diffusion objective. */
