@@ -11,7 +11,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Executor } from './executor.js';
 import { hashBytes } from './keys.js';
 import { type GraphDocument, parseGraphDocument } from './document.js';
-import { evaluateTemplate, judge, readDrawing } from '../../models/zoo-eval.js';
+import { evaluateEvalSet, evaluateTemplate, judge, readDrawing } from '../../models/zoo-eval.js';
+import { readEvalSet } from '../../models/eval-set.js';
 import { ShapesDataset, shapeSamplePng } from './datasets/index.js';
 import { mapRunInputs } from './run.js';
 import { TEMPLATE_WEIGHTS } from '../../models/zoo.js';
@@ -46,6 +47,24 @@ const GUARDS: Record<string, Accuracy> = {
   'text-to-image.graph.json': { drawn_color: 0.85, drawn_shape: 0.8, drawn: 0.75 },
   // Measured: 0.94 / 0.89 / 0.86 (the LLM's signal tokens → output projector → the same UNet).
   'nextgpt.graph.json': { drawn_color: 0.85, drawn_shape: 0.8, drawn: 0.75 },
+};
+
+/**
+ * Minimum accuracies on the held-out set drawn in headless Chromium (models/eval-chromium/, 90 pictures no zoo stage
+ * trains on; zoo.json chromiumEval), colour / shape / both, measured minus a margin. Far below the ≥ 0.9 aim of
+ * issue 15: the zoo names colour but barely shape on pictures drawn by another renderer (chance 1/6 and 1/3).
+ */
+const CHROMIUM_GUARDS: Record<string, Accuracy> = {
+  // Measured 0.967 / 0.40 / 0.378.
+  'llava-1.5.graph.json': { chromium_color: 0.92, chromium_shape: 0.35, chromium: 0.33 },
+  // Measured 0.978 / 0.433 / 0.411.
+  'minigpt4.graph.json': { chromium_color: 0.92, chromium_shape: 0.38, chromium: 0.36 },
+  // Measured 0.978 / 0.40 / 0.40.
+  'blip2.graph.json': { chromium_color: 0.92, chromium_shape: 0.35, chromium: 0.35 },
+  // Measured 0.978 / 0.40 / 0.389.
+  'instructblip.graph.json': { chromium_color: 0.92, chromium_shape: 0.35, chromium: 0.33 },
+  // Zero-shot over the 18 labels, measured 0.989 / 0.40 / 0.389.
+  'clip.graph.json': { chromium_color: 0.92, chromium_shape: 0.35, chromium: 0.33 },
 };
 
 const failedGuards = (acc: Accuracy, guard: Accuracy): string[] =>
@@ -129,6 +148,20 @@ describe('model zoo', () => {
     it(`${file} ${what}`, async () => {
       const acc = await evaluateTemplate(executor, file, PROBE);
       expect(failedGuards(acc, guard), JSON.stringify(acc)).toEqual([]);
+    });
+  }
+
+  for (const [file, guard] of Object.entries(CHROMIUM_GUARDS)) {
+    it(`${file} names colour and shape of the held-out pictures drawn in Chromium at the measured level`, async () => {
+      const acc = await evaluateEvalSet(executor, file);
+      expect(failedGuards(acc, guard), JSON.stringify(acc)).toEqual([]);
+    });
+
+    it(`the ${file} Chromium-set guards fail for the same template without its zoo weights (seeded init)`, async () => {
+      const untrained = template(file);
+      for (const n of untrained.nodes) delete n.weights;
+      const acc = await evaluateEvalSet(executor, file, { doc: untrained, images: readEvalSet().images.slice(0, 30) });
+      expect(failedGuards(acc, guard).length, JSON.stringify(acc)).toBeGreaterThan(0);
     });
   }
 
